@@ -1,0 +1,26 @@
+"""pydantic models of every message on every topic; `python -m schemas` rewrites `schemas/json/`."""
+
+from schemas.outputs import DeadLetter, Dimension, NurtureAction, Priority, Reason, TypeChange
+from schemas.touchpoint import (
+    STAGE_OF,
+    OrderPayload,
+    ScorePayload,
+    Stage,
+    SupportPayload,
+    Touchpoint,
+    TouchpointEvent,
+)
+
+#: Every message model, by the file name of its JSON Schema.
+MESSAGE_MODELS = {
+    "touchpoint-event": TouchpointEvent,
+    "type-change": TypeChange,
+    "nurture-action": NurtureAction,
+    "dead-letter": DeadLetter,
+}
+
+__all__ = [
+    "DeadLetter", "Dimension", "NurtureAction", "Priority", "Reason", "TypeChange",
+    "STAGE_OF", "OrderPayload", "ScorePayload", "Stage", "SupportPayload", "Touchpoint",
+    "TouchpointEvent", "MESSAGE_MODELS",
+]

@@ -1,0 +1,189 @@
+"""The input message: one touchpoint of one customer's journey.
+
+The touchpoint kinds and the stage each belongs to come from
+`shared/domain/customer-types.md` section 1. A message whose stage contradicts its
+kind is refused (it goes to the dead-letter topic), because a producer that gets the
+stage wrong has most likely mislabelled the event too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+
+class Stage(StrEnum):
+    PRE_PURCHASE = "pre_purchase"
+    PURCHASE = "purchase"
+    POST_PURCHASE = "post_purchase"
+
+
+class Touchpoint(StrEnum):
+    # pre-purchase: awareness and consideration
+    SOCIAL_ENGAGEMENT = "social_engagement"
+    AD_CLICK = "ad_click"
+    REFERRAL_VISIT = "referral_visit"
+    REVIEW_READ = "review_read"
+    PAGE_VIEW = "page_view"
+    CONTENT_VIEW = "content_view"
+    SEARCH = "search"
+    NEWSLETTER_SIGNUP = "newsletter_signup"
+    DEMO_REQUEST = "demo_request"
+    FORM_SUBMIT = "form_submit"
+    FREE_SIGNUP = "free_signup"
+    TRIAL_START = "trial_start"
+    # purchase: decision
+    PRESALES_CHAT = "presales_chat"
+    CATALOG_VIEW = "catalog_view"
+    PRODUCT_VIEW = "product_view"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    CHECKOUT_START = "checkout_start"
+    COUPON_APPLIED = "coupon_applied"
+    PAYMENT_FAILED = "payment_failed"
+    PURCHASE = "purchase"
+    # post-purchase
+    SURVEY_RESPONSE = "survey_response"
+    REVIEW_WRITTEN = "review_written"
+    SUPPORT_TICKET = "support_ticket"
+    COMPLAINT = "complaint"
+    RETURN = "return"
+    REFUND = "refund"
+    CHANGE_REQUEST = "change_request"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    REFERRAL_MADE = "referral_made"
+    SUBSCRIPTION_RENEWED = "subscription_renewed"
+    SUBSCRIPTION_UPGRADED = "subscription_upgraded"
+    SUBSCRIPTION_CANCELLED = "subscription_cancelled"
+    PRODUCT_USAGE = "product_usage"
+
+
+_PRE = {
+    Touchpoint.SOCIAL_ENGAGEMENT, Touchpoint.AD_CLICK, Touchpoint.REFERRAL_VISIT,
+    Touchpoint.REVIEW_READ, Touchpoint.PAGE_VIEW, Touchpoint.CONTENT_VIEW, Touchpoint.SEARCH,
+    Touchpoint.NEWSLETTER_SIGNUP, Touchpoint.DEMO_REQUEST, Touchpoint.FORM_SUBMIT,
+    Touchpoint.FREE_SIGNUP, Touchpoint.TRIAL_START,
+}
+_PURCHASE = {
+    Touchpoint.PRESALES_CHAT, Touchpoint.CATALOG_VIEW, Touchpoint.PRODUCT_VIEW,
+    Touchpoint.ADD_TO_CART, Touchpoint.REMOVE_FROM_CART, Touchpoint.CHECKOUT_START,
+    Touchpoint.COUPON_APPLIED, Touchpoint.PAYMENT_FAILED, Touchpoint.PURCHASE,
+}
+
+#: The stage every touchpoint kind belongs to.
+STAGE_OF: dict[Touchpoint, Stage] = {
+    tp: Stage.PRE_PURCHASE if tp in _PRE else Stage.PURCHASE if tp in _PURCHASE else Stage.POST_PURCHASE
+    for tp in Touchpoint
+}
+
+
+class OrderPayload(BaseModel):
+    """A purchase (or a refund / return of one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["order"] = "order"
+    amount: float = Field(ge=0, description="Order total, in `currency`, after discounts.")
+    currency: str = Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$")
+    discount: float = Field(default=0, ge=0, description="Discount granted on the order.")
+    coupon: str | None = Field(default=None, max_length=64)
+    order_id: str | None = Field(default=None, max_length=128)
+
+
+class ScorePayload(BaseModel):
+    """A survey answer or a review rating."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["score"] = "score"
+    csat: int | None = Field(default=None, ge=1, le=5)
+    nps: int | None = Field(default=None, ge=0, le=10)
+    ces: int | None = Field(default=None, ge=1, le=7)
+    rating: int | None = Field(default=None, ge=1, le=5, description="Review stars.")
+    sentiment: float | None = Field(default=None, ge=-1, le=1)
+
+
+class SupportPayload(BaseModel):
+    """A support contact: ticket, complaint, pre-sales chat."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["support"] = "support"
+    topic: str | None = Field(default=None, max_length=128)
+    sentiment: float | None = Field(default=None, ge=-1, le=1, description="-1 very negative … 1 very positive.")
+    wait_seconds: float | None = Field(default=None, ge=0)
+
+
+Payload = Annotated[OrderPayload | ScorePayload | SupportPayload, Field(discriminator="kind")]
+
+#: Kinds whose payload is required, and the payload type each takes.
+PAYLOAD_REQUIRED: dict[Touchpoint, type[BaseModel]] = {
+    Touchpoint.PURCHASE: OrderPayload,
+    Touchpoint.SURVEY_RESPONSE: ScorePayload,
+    Touchpoint.REVIEW_WRITTEN: ScorePayload,
+}
+#: Kinds that may carry a payload, and which one.
+PAYLOAD_ALLOWED: dict[Touchpoint, type[BaseModel]] = {
+    **PAYLOAD_REQUIRED,
+    Touchpoint.RETURN: OrderPayload,
+    Touchpoint.REFUND: OrderPayload,
+    Touchpoint.SUBSCRIPTION_RENEWED: OrderPayload,
+    Touchpoint.SUBSCRIPTION_UPGRADED: OrderPayload,
+    Touchpoint.SUPPORT_TICKET: SupportPayload,
+    Touchpoint.COMPLAINT: SupportPayload,
+    Touchpoint.PRESALES_CHAT: SupportPayload,
+    Touchpoint.CHANGE_REQUEST: SupportPayload,
+}
+
+
+class TouchpointEvent(BaseModel):
+    """One touchpoint, as emitted by the business onto `journey.touchpoints` (key = customer id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(min_length=1, max_length=128, description="Unique per event; used to drop duplicates.")
+    customer_id: str = Field(min_length=1, max_length=128)
+    occurred_at: AwareDatetime = Field(description="Event time, with a timezone offset; naive times are refused.")
+    stage: Stage
+    touchpoint: Touchpoint
+    channel: str = Field(min_length=1, max_length=64, description="web, app, email, store, phone, social, …")
+    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")
+    language: str | None = Field(default=None, min_length=2, max_length=16, description="BCP 47 tag.")
+    segment: str | None = Field(default=None, max_length=64, description="Business segment, e.g. e-commerce.")
+    payload: Payload | None = None
+
+    @model_validator(mode="after")
+    def _stage_and_payload_agree_with_kind(self) -> "TouchpointEvent":
+        expected = STAGE_OF[self.touchpoint]
+        if self.stage is not expected:
+            raise ValueError(
+                f"stage {self.stage.value!r} contradicts touchpoint {self.touchpoint.value!r}, "
+                f"which belongs to {expected.value!r}"
+            )
+        required = PAYLOAD_REQUIRED.get(self.touchpoint)
+        if required is not None and not isinstance(self.payload, required):
+            raise ValueError(
+                f"touchpoint {self.touchpoint.value!r} needs a payload of kind "
+                f"{required.model_fields['kind'].default!r}"
+            )
+        allowed = PAYLOAD_ALLOWED.get(self.touchpoint)
+        if self.payload is not None and (allowed is None or not isinstance(self.payload, allowed)):
+            raise ValueError(
+                f"touchpoint {self.touchpoint.value!r} does not take a payload of kind {self.payload.kind!r}"
+            )
+        return self
+
+    @property
+    def occurred_ts(self) -> float:
+        """Event time as epoch seconds (what the core computes with)."""
+        return self.occurred_at.timestamp()
+
