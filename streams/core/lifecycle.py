@@ -49,7 +49,7 @@ def classify(state: CustomerState, now: float, th: Thresholds) -> tuple[str, Rea
         )
     quiet = quiet_period(state, th)
     since_purchase = now - state.last_purchase_at
-    if since_purchase >= quiet:
+    if now >= state.last_purchase_at + quiet:  # the same sum as at_risk_due, so a sweep at the due time fires
         rhythm = state.mean_purchase_interval
         return AT_RISK, Reason(
             rule="lifecycle.at_risk",

@@ -1,0 +1,238 @@
+"""`journey demo`: the whole product on the embedded local stack, in one command.
+
+Starts Tansu and redis-server, creates the topics, starts a worker process, feeds the
+bundled sample journeys (plus a few malformed messages), prints each type change and
+nurture action as it arrives, then a summary. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from streams import sample
+from streams.local_stack import LocalStack
+from streams.settings import Settings
+from streams.store import JourneyStore
+from streams.topics import ensure_topics
+
+DEMO_ENV = {
+    "JOURNEY_CLOCK": "event",
+    "JOURNEY_PARTITIONS": "4",
+    "JOURNEY_SESSION_TIMEOUT_S": "6",
+    "JOURNEY_HEARTBEAT_INTERVAL_S": "1",
+    "JOURNEY_SWEEP_INTERVAL_S": "0.5",
+}
+
+
+def local_env(stack: LocalStack, **extra: str) -> dict[str, str]:
+    """The JOURNEY_* settings that point a worker at the local stack, quick to join its group."""
+    return {
+        **DEMO_ENV,
+        "JOURNEY_KAFKA_BOOTSTRAP": stack.bootstrap,
+        "JOURNEY_REDIS_URL": stack.redis_url,
+        **extra,
+    }
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A worker process (`python -m streams worker`) with these settings, logging to a file."""
+    log = open(log_path, "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+
+
+def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def caught_up(settings: Settings, client: aioredis.Redis) -> bool:
+    """True when the worker has applied every input message and published its whole outbox."""
+    from aiokafka import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_touchpoints, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
+    marks, backlog = await store.marks_and_backlog(list(range(settings.partitions)))
+    for tp in tps:
+        applied = marks[tp.partition].offset
+        if ends[tp] > 0 and (applied is None or applied < ends[tp] - 1):
+            return False
+    return not any(backlog.values())
+
+
+class Watcher:
+    """Prints output messages as they arrive and keeps the counts for the summary."""
+
+    def __init__(self, console: Console, settings: Settings, quiet: bool):
+        self.console, self.settings, self.quiet = console, settings, quiet
+        self.lifecycle: dict[str, str] = {}
+        self.transitions: Counter = Counter()
+        self.actions: Counter = Counter()
+        self.dead: Counter = Counter()
+        self.seen_ids: set[str] = set()
+        self.last_output = time.monotonic()
+
+    def show(self, topic: str, value: bytes) -> None:
+        msg = json.loads(value)
+        self.last_output = time.monotonic()
+        s = self.settings
+        if topic == s.topic_type_changes:
+            if msg["change_id"] in self.seen_ids:
+                return
+            self.seen_ids.add(msg["change_id"])
+            self.lifecycle[msg["customer_id"]] = msg["to"]
+            self.transitions[(msg["from"] or "-", msg["to"])] += 1
+            if not self.quiet:
+                ev = ", ".join(f"{k}={v}" for k, v in msg["reason"]["evidence"].items() if v is not None)
+                self.console.print(
+                    f"[dim]{msg['at'][:10]}[/] {msg['customer_id']}  [bold]{msg['from'] or '—'} → {msg['to']}[/]"
+                    f"  [dim]{msg['reason']['rule']}: {ev} (cause {msg['caused_by']})[/]"
+                )
+        elif topic == s.topic_nurture_actions:
+            if msg["action_id"] in self.seen_ids:
+                return
+            self.seen_ids.add(msg["action_id"])
+            self.actions[msg["action"]] += 1
+            if not self.quiet:
+                self.console.print(f"    [green]↳ {msg['action']}[/] via {msg['channel']} ({msg['priority']})")
+        elif topic == s.topic_dead_letter:
+            self.dead[msg["error"][:70]] += 1
+            self.console.print(
+                f"[red]✗ dead-letter[/] partition {msg['source_partition']} offset {msg['source_offset']}: {msg['error'][:120]}"
+            )
+
+    def summary(self, produced: int, elapsed: float) -> None:
+        table = Table(title="Customers per lifecycle type")
+        table.add_column("type")
+        table.add_column("customers", justify="right")
+        for kind, n in Counter(self.lifecycle.values()).most_common():
+            table.add_row(kind, str(n))
+        self.console.print(table)
+        moves = Table(title="Type changes")
+        moves.add_column("from → to")
+        moves.add_column("changes", justify="right")
+        for (a, b), n in sorted(self.transitions.items(), key=lambda kv: -kv[1]):
+            moves.add_row(f"{a} → {b}", str(n))
+        self.console.print(moves)
+        acts = Table(title="Nurture actions")
+        acts.add_column("action")
+        acts.add_column("sent", justify="right")
+        for name, n in self.actions.most_common():
+            acts.add_row(name, str(n))
+        self.console.print(acts)
+        dead = Table(title=f"Dead-lettered events: {sum(self.dead.values())}")
+        dead.add_column("error")
+        dead.add_column("events", justify="right")
+        for err, n in self.dead.most_common():
+            dead.add_row(err, str(n))
+        self.console.print(dead)
+        self.console.print(
+            f"{produced} events in, {sum(self.transitions.values())} changes and "
+            f"{sum(self.actions.values())} actions out, in {elapsed:.1f}s."
+        )
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+async def feed_and_watch(
+    console: Console, settings: Settings, events: list[dict], quiet: bool, worker: subprocess.Popen
+) -> None:
+    topics = [settings.topic_type_changes, settings.topic_nurture_actions, settings.topic_dead_letter]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    watcher = Watcher(console, settings, quiet)
+    await consumer.start()
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for event in events:
+            key = event["customer_id"].encode()
+            await producer.send(settings.topic_touchpoints, json.dumps(event).encode(), key=key)
+        for key, value in sample.bad_messages():
+            await producer.send(settings.topic_touchpoints, value, key=key)
+        await producer.flush()
+        produced = len(events) + len(sample.bad_messages())
+        console.print(f"[bold]fed {produced} events[/] ({len(sample.bad_messages())} of them malformed on purpose)")
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for tp, records in batch.items():
+                for record in records:
+                    watcher.show(tp.topic, record.value)
+            if worker.poll() is not None:
+                raise WorkerDied(f"the worker exited with code {worker.returncode}")
+            quiet_for = time.monotonic() - watcher.last_output
+            if not batch and quiet_for > 2.0 and await caught_up(settings, client):
+                break
+        watcher.summary(produced, time.monotonic() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await client.aclose()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(customers: int | None = None, quiet: bool = False) -> int:
+    console = Console()
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` cleans up like Ctrl-C does
+    stack = LocalStack()
+    worker = None
+    try:
+        with console.status("starting the local Kafka-protocol broker (Tansu) and redis-server…"):
+            stack.start()
+        env = local_env(stack)
+        settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in env.items()})
+        asyncio.run(ensure_topics(settings))
+        console.print(f"broker {stack.bootstrap}, Redis {stack.redis_url}, logs in {stack.workdir}")
+        worker = start_worker(env, stack.workdir / "worker.log")
+        if customers:
+            events = list(sample.generate(customers))
+        else:
+            events = [json.loads(line) for line in sample.SAMPLE_FILE.read_text().splitlines()]
+        console.print(f"worker started (pid {worker.pid}); feeding {len(events)} events of "
+                      f"{len({e['customer_id'] for e in events})} customers")
+        asyncio.run(feed_and_watch(console, settings, events, quiet, worker))
+        return 0
+    except WorkerDied as exc:
+        log = (stack.workdir / "worker.log").read_text().splitlines()[-15:]
+        console.print(f"[red]{exc}[/]; the end of its log ({stack.workdir / 'worker.log'}):")
+        console.print("\n".join(log), markup=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("\n[yellow]interrupted: stopping the worker, the broker and Redis[/]")
+        return 130
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        stack.stop()

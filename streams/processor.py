@@ -1,0 +1,209 @@
+"""The live shell around the pure core: batches of raw messages in, Redis and Kafka out.
+
+Per batch: one Redis read, the core on every event, one atomic Redis write per
+partition (state + due times + outbox + applied offset, pipelined together), one
+publish of the outbox, one trim. The Kafka offsets are acknowledged only after that,
+and an input offset at or below the partition's applied offset is skipped, so a
+redelivered event changes nothing and emits nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from schemas import TouchpointEvent
+from streams import outbox
+from streams.core import CustomerState, Outcome, advance, apply_event, next_due
+from streams.core.playbook import DEFAULT_PLAYBOOK, Playbook
+from streams.intake import RawMessage, dead_letter, decode
+from streams.retry import retrying
+from streams.settings import Settings
+from streams.store import JourneyStore, PartitionCommit
+
+log = logging.getLogger(__name__)
+
+#: Sends messages to Kafka and returns once the broker has acknowledged every one.
+Publish = Callable[[list[outbox.OutboundMessage]], Awaitable[None]]
+
+
+@dataclass
+class Stats:
+    """Running counts, for logs, the demo and the benchmark."""
+
+    events: int = 0
+    redelivered: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    changes: int = 0
+    actions: int = 0
+    suppressed: int = 0
+    published: int = 0
+    fenced_batches: int = 0
+    redis_round_trips: int = 0
+    by_error: Counter = field(default_factory=Counter)
+
+
+class Processor:
+    """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
+
+    def __init__(self, settings: Settings, store: JourneyStore, publish: Publish, playbook: Playbook = DEFAULT_PLAYBOOK):
+        self.settings = settings
+        self.thresholds = settings.thresholds
+        self.playbook = playbook
+        self.store = store
+        self.publish = publish
+        self.lock = asyncio.Lock()
+        self.stats = Stats()
+
+    async def _redis(self, op: Callable[[], Awaitable], what: str):
+        self.stats.redis_round_trips += 1
+        return await retrying(op, what, self.settings.retry_max_backoff_s)
+
+    def _emit(self, out: Outcome, sink: list[str]) -> None:
+        s = self.settings
+        key = out.state.customer_id
+        sink.extend(outbox.entry(s.topic_type_changes, key, c) for c in out.changes)
+        sink.extend(outbox.entry(s.topic_nurture_actions, key, a) for a in out.actions)
+        self.stats.changes += len(out.changes)
+        self.stats.actions += len(out.actions)
+        self.stats.suppressed += len(out.suppressed)
+
+    def _finish(self, commit: PartitionCommit, touched: dict[str, CustomerState]) -> None:
+        for cid, state in touched.items():
+            commit.states[cid] = state.model_dump_json(exclude_defaults=True)
+            commit.due[cid] = next_due(state, self.thresholds)
+
+    async def process_batch(self, messages: list[RawMessage]) -> None:
+        """Apply a batch of input messages (any partitions, in offset order per partition)."""
+        async with self.lock:
+            decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
+            by_partition: dict[int, list] = defaultdict(list)
+            for item in decoded:
+                by_partition[item[0].partition].append(item)
+            customers = list({ev.customer_id for _, ev in decoded if isinstance(ev, TouchpointEvent)})
+            partitions = list(by_partition)
+            marks, states = await self._redis(lambda: self.store.load(partitions, customers), "Redis read")
+
+            commits = []
+            for p, items in by_partition.items():
+                mark = marks[p]
+                commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock)
+                touched: dict[str, CustomerState] = {}
+                for msg, ev in items:
+                    if mark.offset is not None and msg.offset <= mark.offset:
+                        self.stats.redelivered += 1
+                        continue
+                    commit.new_offset = msg.offset
+                    if isinstance(ev, str):
+                        commit.outbox.append(
+                            outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, ev))
+                        )
+                        self.stats.dead_lettered += 1
+                        self.stats.by_error[ev.split(":")[0]] += 1
+                        continue
+                    self.stats.events += 1
+                    cid = ev.customer_id
+                    try:
+                        out = apply_event(touched.get(cid) or states.get(cid), ev, self.thresholds, self.playbook)
+                    except Exception as exc:  # a poison event must not stall the partition
+                        log.exception("applying event %s failed; dead-lettering it", ev.event_id)
+                        error = f"internal error applying the event: {exc!r}"
+                        commit.outbox.append(outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
+                        self.stats.dead_lettered += 1
+                        continue
+                    if out.duplicate:
+                        self.stats.duplicates += 1
+                        continue
+                    touched[cid] = out.state
+                    commit.clock = max(commit.clock, ev.occurred_ts)
+                    self._emit(out, commit.outbox)
+                self._finish(commit, touched)
+                if commit.new_offset != mark.offset:
+                    commits.append(commit)
+            await self._commit_and_publish(commits)
+
+    async def _commit_and_publish(self, commits: list[PartitionCommit]) -> None:
+        if not commits:
+            return
+        results = await self._redis(lambda: self.store.commit(commits), "Redis commit")
+        ready: dict[int, list[str]] = {}
+        to_drain = []
+        for c in commits:
+            result = results[c.partition]
+            if result.applied and result.outbox_before == 0:
+                ready[c.partition] = c.outbox
+            elif result.applied or result.stored_offset == c.new_offset:
+                # Entries of an earlier run are waiting (or a retried commit had already landed):
+                # publish the whole outbox, oldest first.
+                to_drain.append(c.partition)
+            else:
+                self.stats.fenced_batches += 1
+                log.warning(
+                    "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
+                    c.partition, result.stored_offset, c.expected_offset,
+                )
+        if to_drain:
+            ready.update(await self._redis(lambda: self.store.read_outboxes(to_drain), "Redis outbox read"))
+        await self._publish_and_trim(ready)
+
+    async def _publish_and_trim(self, ready: dict[int, list]) -> None:
+        messages = [outbox.parse(e) for entries in ready.values() for e in entries]
+        if messages:
+            await retrying(lambda: self.publish(messages), "Kafka publish", self.settings.retry_max_backoff_s)
+            self.stats.published += len(messages)
+            await self._redis(
+                lambda: self.store.trim_outboxes({p: len(e) for p, e in ready.items()}), "Redis outbox trim"
+            )
+
+    async def sweep(self, partitions: Iterable[int], wall_now: float | None = None, limit: int = 1000) -> int:
+        """Fire the inactivity checks that fell due on these partitions, and publish any left-over outbox.
+
+        Which clock decides is a setting: the wall clock, or each partition's latest event time.
+        Returns how many customers were advanced.
+        """
+        partitions = sorted(partitions)
+        if not partitions:
+            return 0
+        async with self.lock:
+            marks, backlog = await self._redis(lambda: self.store.marks_and_backlog(partitions), "Redis sweep read")
+            leftovers = [p for p in partitions if backlog[p]]
+            if leftovers:
+                outboxes = await self._redis(lambda: self.store.read_outboxes(leftovers), "Redis outbox read")
+                await self._publish_and_trim(outboxes)
+            wall = time.time() if wall_now is None else wall_now
+            now_by_partition = {
+                p: (marks[p].clock if self.settings.clock == "event" else wall)
+                for p in partitions
+                if marks[p].clock or self.settings.clock == "wall"
+            }
+            if not now_by_partition:
+                return 0
+            due = await self._redis(lambda: self.store.due_customers(now_by_partition, limit), "Redis due read")
+            customers = [cid for members in due.values() for cid in members]
+            if not customers:
+                return 0
+            states = await self._redis(lambda: self.store.load_states(customers), "Redis state read")
+            commits = []
+            for p, members in due.items():
+                if not members:
+                    continue
+                mark = marks[p]
+                commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock)
+                touched = {}
+                for cid in members:
+                    state = states.get(cid)
+                    if state is None:
+                        commit.due[cid] = None
+                        continue
+                    out = advance(state, now_by_partition[p], self.thresholds, self.playbook)
+                    touched[cid] = out.state
+                    self._emit(out, commit.outbox)
+                self._finish(commit, touched)
+                commits.append(commit)
+            await self._commit_and_publish(commits)
+            return len(customers)

@@ -1,0 +1,169 @@
+"""Per-customer state, due times and the outbox in Redis, read and written a batch at a time.
+
+A batch costs a constant number of round trips whatever its size: one pipelined read
+(partition marks + MGET of the customers' states) and one pipelined write (one Lua
+script per partition, each atomic). Keys, with P the configured prefix and T the input topic:
+
+    P:c:<customer id>        the customer's state (JSON)
+    P:mark:T:<partition>     hash: offset (last applied input offset), clock (latest event time)
+    P:due:T:<partition>      sorted set: customer id -> when time alone would change them
+    P:outbox:T:<partition>   list: messages written with the state, not yet acknowledged by Kafka
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import redis.asyncio as aioredis
+
+from streams.core import CustomerState
+
+COMMIT_LUA = resources.files("streams").joinpath("lua/commit.lua").read_text()
+
+
+@dataclass(slots=True)
+class PartitionMark:
+    """How far a partition has been applied, and its event-time clock."""
+
+    offset: int | None = None
+    clock: float = 0.0
+
+
+@dataclass(slots=True)
+class PartitionCommit:
+    """Everything one partition's batch writes, in one atomic script call."""
+
+    partition: int
+    expected_offset: int | None
+    new_offset: int | None
+    clock: float
+    states: dict[str, str] = field(default_factory=dict)
+    due: dict[str, float | None] = field(default_factory=dict)
+    outbox: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CommitResult:
+    applied: bool
+    outbox_before: int = 0
+    stored_offset: int | None = None
+
+
+def _offset(raw: bytes | str | None) -> int | None:
+    return int(raw) if raw not in (None, b"", "") else None
+
+
+class JourneyStore:
+    """The processor's Redis access. Every method is one round trip."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, topic: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.topic = topic
+        self._commit = client.register_script(COMMIT_LUA)
+
+    def state_key(self, customer_id: str) -> str:
+        return f"{self.prefix}:c:{customer_id}"
+
+    def mark_key(self, partition: int) -> str:
+        return f"{self.prefix}:mark:{self.topic}:{partition}"
+
+    def due_key(self, partition: int) -> str:
+        return f"{self.prefix}:due:{self.topic}:{partition}"
+
+    def outbox_key(self, partition: int) -> str:
+        return f"{self.prefix}:outbox:{self.topic}:{partition}"
+
+    async def load(
+        self, partitions: list[int], customer_ids: list[str]
+    ) -> tuple[dict[int, PartitionMark], dict[str, CustomerState]]:
+        """Marks of the partitions and the stored states of the customers (absent ones are left out)."""
+        pipe = self.client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.hmget(self.mark_key(p), "offset", "clock")
+        if customer_ids:
+            pipe.mget([self.state_key(c) for c in customer_ids])
+        replies = await pipe.execute()
+        marks = {
+            p: PartitionMark(_offset(offset), float(clock) if clock else 0.0)
+            for p, (offset, clock) in zip(partitions, replies[: len(partitions)])
+        }
+        states: dict[str, CustomerState] = {}
+        if customer_ids:
+            for cid, raw in zip(customer_ids, replies[len(partitions)]):
+                if raw is not None:
+                    states[cid] = CustomerState.model_validate_json(raw)
+        return marks, states
+
+    async def commit(self, commits: list[PartitionCommit]) -> dict[int, CommitResult]:
+        """Write every partition's batch; each partition's write is atomic and fenced by its offset."""
+        pipe = self.client.pipeline(transaction=False)
+        for c in commits:
+            keys = [self.mark_key(c.partition), self.outbox_key(c.partition), self.due_key(c.partition)]
+            keys += [self.state_key(cid) for cid in c.states]
+            args: list[str | float | int] = [
+                "" if c.expected_offset is None else c.expected_offset,
+                "" if c.new_offset is None else c.new_offset,
+                repr(c.clock),
+                len(c.states),
+                *c.states.values(),
+                len(c.due),
+            ]
+            for cid, due in c.due.items():
+                args += [cid, "-" if due is None else repr(due)]
+            args += c.outbox
+            await self._commit(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
+        replies = await pipe.execute()
+        results = {}
+        for c, (ok, value) in zip(commits, replies):
+            if ok == 1:
+                results[c.partition] = CommitResult(True, outbox_before=int(value))
+            else:
+                results[c.partition] = CommitResult(False, stored_offset=_offset(value))
+        return results
+
+    async def marks_and_backlog(self, partitions: list[int]) -> tuple[dict[int, PartitionMark], dict[int, int]]:
+        """Marks of the partitions, and how many outbox entries each still holds."""
+        pipe = self.client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.hmget(self.mark_key(p), "offset", "clock")
+            pipe.llen(self.outbox_key(p))
+        replies = await pipe.execute()
+        marks, backlog = {}, {}
+        for i, p in enumerate(partitions):
+            offset, clock = replies[2 * i]
+            marks[p] = PartitionMark(_offset(offset), float(clock) if clock else 0.0)
+            backlog[p] = int(replies[2 * i + 1])
+        return marks, backlog
+
+    async def due_customers(self, now_by_partition: dict[int, float], limit: int) -> dict[int, list[str]]:
+        """Customers whose due time has come, per partition, at most `limit` each."""
+        pipe = self.client.pipeline(transaction=False)
+        for p, now in now_by_partition.items():
+            pipe.zrangebyscore(self.due_key(p), "-inf", repr(now), start=0, num=limit)
+        replies = await pipe.execute()
+        return {
+            p: [m.decode() if isinstance(m, bytes) else m for m in members]
+            for p, members in zip(now_by_partition, replies)
+        }
+
+    async def load_states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
+        if not customer_ids:
+            return {}
+        raws = await self.client.mget([self.state_key(c) for c in customer_ids])
+        return {cid: CustomerState.model_validate_json(raw) for cid, raw in zip(customer_ids, raws) if raw is not None}
+
+    async def read_outboxes(self, partitions: list[int]) -> dict[int, list[bytes]]:
+        pipe = self.client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.lrange(self.outbox_key(p), 0, -1)
+        return dict(zip(partitions, await pipe.execute()))
+
+    async def trim_outboxes(self, published: dict[int, int]) -> None:
+        """Drop the first `count` entries of each partition's outbox, once Kafka has acknowledged them."""
+        pipe = self.client.pipeline(transaction=False)
+        for p, count in published.items():
+            if count:
+                pipe.ltrim(self.outbox_key(p), count, -1)
+        await pipe.execute()
