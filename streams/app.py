@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +120,19 @@ async def sweep_due_times() -> None:
 
 
 _last_report = [time.monotonic(), 0]
+STATS_KEY = f"{settings.key_prefix}:stats:{socket.gethostname()}:{os.getpid()}"
+
+
+@app.timer(interval=1.0)
+async def publish_stats() -> None:
+    """Expose the worker's counters in Redis (one hash per worker process) for dashboards and the benchmark."""
+    proc = processor()
+    fields = {k: v for k, v in vars(proc.stats).items() if isinstance(v, int)}
+    try:
+        await proc.store.client.hset(STATS_KEY, mapping=fields)
+        await proc.store.client.expire(STATS_KEY, 3600)
+    except Exception as exc:  # stats are best effort; the processing path retries on its own
+        log.warning("could not publish stats: %s", exc)
 
 
 @app.timer(interval=10.0)
