@@ -172,7 +172,7 @@ def apply_event(
     current.recent_events.append(fingerprint)
     del current.recent_events[: -th.dedupe_window]
 
-    to, reason = lifecycle.classify(current, current.last_seen, th)
-    if to != current.lifecycle:
+    if lifecycle.lifecycle_type(current, current.last_seen, th) != current.lifecycle:
+        to, reason = lifecycle.classify(current, current.last_seen, th)
         _change_lifecycle(current, to, reason, event.event_id, ts, playbook, out)
     return out

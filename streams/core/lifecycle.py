@@ -40,6 +40,15 @@ def at_risk_due(state: CustomerState, th: Thresholds) -> float | None:
     return state.last_purchase_at + quiet_period(state, th)
 
 
+def lifecycle_type(state: CustomerState, now: float, th: Thresholds) -> str:
+    """The lifecycle type at `now` (the cheap check made on every event; `classify` explains it)."""
+    if state.purchases == 0 or state.last_purchase_at is None:
+        return PROSPECT
+    if now >= state.last_purchase_at + quiet_period(state, th):
+        return AT_RISK
+    return LOYAL if state.purchases >= th.loyal_min_purchases else NEW
+
+
 def classify(state: CustomerState, now: float, th: Thresholds) -> tuple[str, Reason]:
     """The lifecycle type at `now`, with the rule that decided it and its evidence."""
     if state.purchases == 0 or state.last_purchase_at is None:
