@@ -66,22 +66,17 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             proc.wait()
 
 
-async def caught_up(settings: Settings, client: aioredis.Redis) -> bool:
-    """True when the worker has applied every input message and published its whole outbox."""
-    from aiokafka import TopicPartition
+async def caught_up(settings: Settings, client: aioredis.Redis, ends: dict[int, int]) -> bool:
+    """True when the worker has applied every input offset below `ends` and published its whole outbox.
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.topic_touchpoints, p) for p in range(settings.partitions)]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
+    `ends` comes from the produce acknowledgements, not from ListOffsets: Tansu answers that
+    with the base offset of a partition's last record batch + 1, which falls short.
+    """
     store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
     marks, backlog = await store.marks_and_backlog(list(range(settings.partitions)))
-    for tp in tps:
-        applied = marks[tp.partition].offset
-        if ends[tp] > 0 and (applied is None or applied < ends[tp] - 1):
+    for partition, end in ends.items():
+        applied = marks[partition].offset
+        if applied is None or applied < end - 1:
             return False
     return not any(backlog.values())
 
@@ -174,12 +169,14 @@ async def feed_and_watch(
     await producer.start()
     started = time.monotonic()
     try:
-        for event in events:
-            key = event["customer_id"].encode()
-            await producer.send(settings.topic_touchpoints, json.dumps(event).encode(), key=key)
-        for key, value in sample.bad_messages():
-            await producer.send(settings.topic_touchpoints, value, key=key)
-        await producer.flush()
+        pending = [
+            await producer.send(settings.topic_touchpoints, json.dumps(event).encode(), key=event["customer_id"].encode())
+            for event in events
+        ]
+        pending += [await producer.send(settings.topic_touchpoints, value, key=key) for key, value in sample.bad_messages()]
+        ends: dict[int, int] = {}
+        for ack in await asyncio.gather(*pending):
+            ends[ack.partition] = max(ends.get(ack.partition, 0), ack.offset + 1)
         produced = len(events) + len(sample.bad_messages())
         console.print(f"[bold]fed {produced} events[/] ({len(sample.bad_messages())} of them malformed on purpose)")
         while True:
@@ -190,7 +187,7 @@ async def feed_and_watch(
             if worker.poll() is not None:
                 raise WorkerDied(f"the worker exited with code {worker.returncode}")
             quiet_for = time.monotonic() - watcher.last_output
-            if not batch and quiet_for > 2.0 and await caught_up(settings, client):
+            if not batch and quiet_for > 2.0 and await caught_up(settings, client, ends):
                 break
         watcher.summary(produced, time.monotonic() - started)
     finally:

@@ -31,7 +31,7 @@ def stack():
 class Deployment:
     """One isolated instance of the service on the shared stack: its topics, group, key prefix and workers."""
 
-    def __init__(self, stack: LocalStack, tmp_path: Path, **overrides: str):
+    def __init__(self, stack: LocalStack, tmp_path: Path, input_of: "Deployment | None" = None, **overrides: str):
         n = next(_names)
         self.stack = stack
         self.tmp_path = tmp_path
@@ -45,11 +45,16 @@ class Deployment:
             "JOURNEY_KEY_PREFIX": f"t{n}",
             "JOURNEY_PARTITIONS": "2",
         }
+        if input_of is not None:  # read the same input topic as another deployment
+            names["JOURNEY_TOPIC_TOUCHPOINTS"] = input_of.settings.topic_touchpoints
         self.env = local_env(stack, **{**names, **overrides})
         self.settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in self.env.items()})
         asyncio.run(ensure_topics(self.settings))
-        self.redis = redis.Redis.from_url(stack.redis_url)
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
         self.workers = []
+        # Next offset of each input partition, from the produce acknowledgements: Tansu's ListOffsets
+        # answers the base offset of a partition's last record batch + 1, which falls short.
+        self.input_ends: dict[int, int] = input_of.input_ends if input_of is not None else {}
         self._producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
 
     def start_worker(self, **overrides: str):
@@ -68,15 +73,13 @@ class Deployment:
     def produce_raw(self, messages: list[tuple[bytes | None, bytes]]) -> list[int]:
         futures = [self._producer.send(self.settings.topic_touchpoints, key=k, value=v) for k, v in messages]
         self._producer.flush()
-        return [f.get(timeout=10).offset for f in futures]
+        acks = [f.get(timeout=10) for f in futures]
+        for ack in acks:
+            self.input_ends[ack.partition] = max(self.input_ends.get(ack.partition, 0), ack.offset + 1)
+        return [ack.offset for ack in acks]
 
     def partition_ends(self) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self.stack.bootstrap)
-        try:
-            tps = [TopicPartition(self.settings.topic_touchpoints, p) for p in range(self.settings.partitions)]
-            return {tp.partition: end for tp, end in consumer.end_offsets(tps).items()}
-        finally:
-            consumer.close()
+        return {p: self.input_ends.get(p, 0) for p in range(self.settings.partitions)}
 
     def caught_up(self) -> bool:
         """Every input message applied, every outbox empty, nothing due at the partition's clock."""
@@ -118,18 +121,25 @@ class Deployment:
         raise AssertionError(f"worker stat {name} stayed below {at_least}:\n{self.worker_log()}")
 
     def read(self, topic: str) -> list[dict]:
-        """Every message on an output topic so far, decoded."""
+        """Every message on an output topic so far, decoded.
+
+        Reads past the reported end offsets until a poll comes back empty: Tansu reports the
+        base offset of a partition's last batch + 1, so the last batch lies beyond that "end".
+        """
         consumer = KafkaConsumer(bootstrap_servers=self.stack.bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, consumer_timeout_ms=1500)
+                                 enable_auto_commit=False, fetch_max_wait_ms=100)
         try:
             tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)
-            out = []
-            while any(consumer.position(tp) < ends[tp] for tp in tps):
-                for records in consumer.poll(timeout_ms=1000).values():
-                    out.extend(json.loads(r.value) for r in records)
+            out: list[dict] = []
+            empty_polls = 0
+            while empty_polls < 3 or any(consumer.position(tp) < ends[tp] for tp in tps):
+                records = consumer.poll(timeout_ms=300)
+                empty_polls = 0 if records else empty_polls + 1
+                for batch in records.values():
+                    out.extend(json.loads(r.value) for r in batch)
             return out
         finally:
             consumer.close()

@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy):
     crashed.start_worker()
     crashed.wait_caught_up(timeout=120)
 
-    reference = deploy(JOURNEY_CLOCK="event", JOURNEY_TOPIC_TOUCHPOINTS=crashed.settings.topic_touchpoints)
+    reference = deploy(input_of=crashed, JOURNEY_CLOCK="event")
     reference.start_worker()
     reference.wait_caught_up(timeout=120)
 

@@ -172,7 +172,10 @@ def apply_event(
     current.recent_events.append(fingerprint)
     del current.recent_events[: -th.dedupe_window]
 
-    if lifecycle.lifecycle_type(current, current.last_seen, th) != current.lifecycle:
-        to, reason = lifecycle.classify(current, current.last_seen, th)
+    # Judge at the latest instant known for this customer: a late event (older than a change the
+    # clock already made) must not undo that change.
+    now = max(current.last_seen, current.lifecycle_since or current.last_seen)
+    if lifecycle.lifecycle_type(current, now, th) != current.lifecycle:
+        to, reason = lifecycle.classify(current, now, th)
         _change_lifecycle(current, to, reason, event.event_id, ts, playbook, out)
     return out
