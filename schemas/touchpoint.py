@@ -9,6 +9,7 @@ stage wrong has most likely mislabelled the event too.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -151,7 +152,10 @@ class TouchpointEvent(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str = Field(min_length=1, max_length=128, description="Unique per event; used to drop duplicates.")
-    customer_id: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(
+        min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The message key too; no control characters (it is also part of Redis keys and outbox entries).",
+    )
     occurred_at: AwareDatetime = Field(description="Event time, with a timezone offset; naive times are refused.")
     stage: Stage
     touchpoint: Touchpoint
@@ -182,8 +186,8 @@ class TouchpointEvent(BaseModel):
             )
         return self
 
-    @property
+    @cached_property
     def occurred_ts(self) -> float:
-        """Event time as epoch seconds (what the core computes with)."""
+        """Event time as epoch seconds (what the core computes with); computed once."""
         return self.occurred_at.timestamp()
 

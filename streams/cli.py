@@ -15,14 +15,14 @@ def main() -> None:
     """Customer-journey stream processor."""
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--loglevel", "-l", default="info", show_default=True)
+@main.command()
+@click.option("--loglevel", "-l", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def worker(loglevel: str) -> None:
-    """Run the stream worker (a Faust worker) with the JOURNEY_* settings from the environment."""
-    from streams.app import app
+    """Run the stream worker with the JOURNEY_* settings from the environment (Ctrl-C or SIGTERM stops it)."""
+    from streams.worker import run_worker
 
-    sys.argv = ["journey", "worker", "--loglevel", loglevel, "--without-web"]
-    app.main()
+    run_worker(Settings(), loglevel)
 
 
 @main.command()

@@ -47,6 +47,10 @@ class Stats:
     redis_round_trips: int = 0
     by_error: Counter = field(default_factory=Counter)
 
+    def counters(self) -> dict[str, int]:
+        """The plain counts, by name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, int)}
+
 
 class Processor:
     """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
@@ -75,7 +79,7 @@ class Processor:
 
     def _finish(self, commit: PartitionCommit, touched: dict[str, CustomerState]) -> None:
         for cid, state in touched.items():
-            commit.states[cid] = state.model_dump_json(exclude_defaults=True)
+            commit.states[cid] = state.to_json()
             commit.due[cid] = next_due(state, self.thresholds)
 
     async def process_batch(self, messages: list[RawMessage]) -> None:

@@ -12,6 +12,7 @@ script per partition, each atomic). Keys, with P the configured prefix and T the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -38,9 +39,9 @@ class PartitionCommit:
     expected_offset: int | None
     new_offset: int | None
     clock: float
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, bytes] = field(default_factory=dict)  # compact JSON: no newlines
     due: dict[str, float | None] = field(default_factory=dict)
-    outbox: list[str] = field(default_factory=list)
+    outbox: list[str] = field(default_factory=list)  # JSON entries: no newlines
 
 
 @dataclass(slots=True)
@@ -93,7 +94,7 @@ class JourneyStore:
         if customer_ids:
             for cid, raw in zip(customer_ids, replies[len(partitions)]):
                 if raw is not None:
-                    states[cid] = CustomerState.model_validate_json(raw)
+                    states[cid] = CustomerState.from_json(raw)
         return marks, states
 
     async def commit(self, commits: list[PartitionCommit]) -> dict[int, CommitResult]:
@@ -102,17 +103,14 @@ class JourneyStore:
         for c in commits:
             keys = [self.mark_key(c.partition), self.outbox_key(c.partition), self.due_key(c.partition)]
             keys += [self.state_key(cid) for cid in c.states]
-            args: list[str | float | int] = [
+            args = [
                 "" if c.expected_offset is None else c.expected_offset,
                 "" if c.new_offset is None else c.new_offset,
                 repr(c.clock),
-                len(c.states),
-                *c.states.values(),
-                len(c.due),
+                b"\n".join(c.states.values()),
+                json.dumps(list(c.due.items())),
+                "\n".join(c.outbox),
             ]
-            for cid, due in c.due.items():
-                args += [cid, "-" if due is None else repr(due)]
-            args += c.outbox
             await self._commit(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
         replies = await pipe.execute()
         results = {}
@@ -152,7 +150,7 @@ class JourneyStore:
         if not customer_ids:
             return {}
         raws = await self.client.mget([self.state_key(c) for c in customer_ids])
-        return {cid: CustomerState.model_validate_json(raw) for cid, raw in zip(customer_ids, raws) if raw is not None}
+        return {cid: CustomerState.from_json(raw) for cid, raw in zip(customer_ids, raws) if raw is not None}
 
     async def read_outboxes(self, partitions: list[int]) -> dict[int, list[bytes]]:
         pipe = self.client.pipeline(transaction=False)

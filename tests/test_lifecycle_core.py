@@ -337,7 +337,7 @@ def test_advance_one_second_before_due_changes_nothing_and_at_due_changes():
     assert next_due(state, TH) == due
     before = advance(state, due - 1, TH)
     assert before.changes == [] and before.actions == []
-    assert before.state.model_dump() == state.model_dump()
+    assert before.state.as_dict() == state.as_dict()
     on_time = advance(state, due, TH)
     assert [(c.from_, c.to) for c in on_time.changes] == [("loyal", "at_risk")]
 
@@ -407,11 +407,11 @@ def test_custom_thresholds_change_the_timing():
 def test_same_event_twice_is_a_duplicate():
     """A re-sent event (same event_id) changes nothing and emits nothing."""
     state, _ = run([event("e0", 0), purchase("e1", 1)])
-    before = state.model_dump()
+    before = state.as_dict()
     out = apply_event(state, purchase("e1", 1), TH)
     assert out.duplicate is True
     assert out.changes == [] and out.actions == [] and out.suppressed == []
-    assert out.state.model_dump() == before
+    assert out.state.as_dict() == before
     assert out.state.purchases == 1
 
 
@@ -419,7 +419,7 @@ def test_duplicate_is_recognised_by_event_id_even_with_other_content():
     """The event_id alone identifies a re-sent event."""
     state, _ = run([purchase("e1", 1)])
     out = apply_event(state, event("e1", 5, Touchpoint.EMAIL_OPEN), TH)
-    assert out.duplicate and out.state.model_dump() == state.model_dump()
+    assert out.duplicate and out.state.as_dict() == state.as_dict()
 
 
 def test_dedupe_window_keeps_only_the_last_fingerprints():
@@ -463,21 +463,21 @@ def _rich_state() -> CustomerState:
 def test_apply_event_does_not_mutate_its_input():
     """apply_event works on a copy: the caller's state (and its dicts/lists) are untouched."""
     state = _rich_state()
-    before = state.model_dump()
+    before = state.as_dict()
     out = apply_event(state, event("g", 200, Touchpoint.SURVEY_RESPONSE, country="BR",
                                    payload=ScorePayload(csat=1, rating=2, sentiment=-1)), TH)
     assert out.changes, "the event should cause the overdue at-risk change"
     assert out.state is not state
-    assert state.model_dump() == before
+    assert state.as_dict() == before
 
 
 def test_advance_does_not_mutate_its_input():
     """advance works on a copy."""
     state = _rich_state()
-    before = state.model_dump()
+    before = state.as_dict()
     out = advance(state, ts(500), TH)
     assert out.changes and out.state is not state
-    assert state.model_dump() == before
+    assert state.as_dict() == before
 
 
 # --------------------------------------------------------------------------- determinism and ids

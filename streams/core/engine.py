@@ -31,15 +31,7 @@ class Outcome:
 
 
 def _copy(state: CustomerState) -> CustomerState:
-    """A copy whose containers can be changed without touching the caller's state."""
-    clone = state.model_copy()
-    clone.last_by_stage = dict(state.last_by_stage)
-    clone.counts = dict(state.counts)
-    clone.scores = dict(state.scores)
-    clone.traits = dict(state.traits)
-    clone.actions_sent = dict(state.actions_sent)
-    clone.recent_events = list(state.recent_events)
-    return clone
+    return state.clone()
 
 
 def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> None:
