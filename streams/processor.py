@@ -165,10 +165,13 @@ class Processor:
             )
 
     async def sweep(self, partitions: Iterable[int], wall_now: float | None = None, limit: int = 1000) -> int:
-        """Fire the inactivity checks that fell due on these partitions, and publish any left-over outbox.
+        """Fire the inactivity checks that fell due on these (owned) partitions, and publish any left-over outbox.
 
-        Which clock decides is a setting: the wall clock, or each partition's latest event time.
-        Returns how many customers were advanced.
+        Which clock decides is a setting: the wall clock, or each partition's own event clock (the
+        latest event time applied on it). Not one clock for the whole topic: partitions are consumed
+        at different speeds, and a partition that is ahead must not flag a customer whose next
+        purchase still waits, unread, in a partition that is behind. Returns how many customers
+        were advanced.
         """
         partitions = sorted(partitions)
         if not partitions:

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     clock: Literal["wall", "event"] = Field(
         "wall",
-        description="What decides inactivity: the wall clock, or per partition the latest event time seen (replays, demos).",
+        description="What decides inactivity: the wall clock, or per partition the latest event time applied (replays, demos).",
     )
     sweep_interval_s: PositiveFloat = Field(1.0, description="How often due inactivity checks are swept.")
     retry_max_backoff_s: PositiveFloat = Field(5.0, description="Longest pause between retries while Redis or Kafka is down.")

@@ -63,7 +63,10 @@ class Deployment:
         self.workers.append(proc)
         return proc
 
-    def worker_log(self) -> str:
+    def worker_log(self, worker=None) -> str:
+        """The end of every worker's log, or the whole log of one worker."""
+        if worker is not None:
+            return (self.tmp_path / f"worker-{self.workers.index(worker)}.log").read_text()
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp_path.glob("worker-*.log")))
 
     def produce(self, events: list[dict]) -> list[int]:

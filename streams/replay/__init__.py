@@ -1,0 +1,1 @@
+"""Replaying recorded touchpoints: offline through the pure core, or into Kafka for the live worker."""
