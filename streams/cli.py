@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -34,6 +36,83 @@ def topics() -> None:
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+@main.command("advance-clock")
+@click.option("--until", "until", required=True, metavar="ISO_TIME",
+              help="Move every input partition's event clock to this time (with a timezone, e.g. 2027-01-01T00:00:00Z).")
+def advance_clock(until: str) -> None:
+    """End a replay (JOURNEY_CLOCK=event): move each input partition's event clock to --until, never back.
+
+    The worker's next sweep then fires every inactivity check due by then, as the offline replay's
+    `--until` does. Run it after the worker has applied the replayed input.
+    """
+    from datetime import datetime
+
+    from streams.store import advance_event_clock
+
+    try:
+        at = datetime.fromisoformat(until)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 time: {until!r}", param_hint="--until") from exc
+    if at.tzinfo is None:
+        raise click.BadParameter(f"{until!r} has no timezone (add Z or +00:00)", param_hint="--until")
+    settings = Settings()
+    clocks = asyncio.run(advance_event_clock(settings, at.timestamp()))
+    for partition, clock in clocks.items():
+        moved = "" if clock == at.timestamp() else " (already later)"
+        click.echo(f"{settings.topic_touchpoints}[{partition}]: clock {datetime.fromtimestamp(clock, at.tzinfo).isoformat()}{moved}")
+
+
+def _model_or_exit(settings: Settings):
+    """The rules and playbook the settings name; a bad file ends the command with its message."""
+    from streams.actions.playbook import PlaybookError
+    from streams.rules.compiled import RulesError
+
+    try:
+        return settings.load_model()
+    except (RulesError, PlaybookError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("customer_id")
+def explain(customer_id: str) -> None:
+    """Why CUSTOMER_ID is what they are: types, rules that hold with evidence, changes, actions sent and suppressed."""
+    import redis
+
+    from rich.console import Console
+
+    from streams.core.state import CustomerState
+    from streams.explain import render_customer
+
+    settings = Settings()
+    model = _model_or_exit(settings)
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        raw = client.get(f"{settings.key_prefix}:c:{customer_id}")
+        history = client.lrange(f"{settings.key_prefix}:h:{customer_id}", 0, -1)
+    except redis.exceptions.ConnectionError as exc:
+        click.echo(f"cannot reach Redis at {settings.redis_url} ({exc}); set JOURNEY_REDIS_URL", err=True)
+        sys.exit(2)
+    finally:
+        client.close()
+    if raw is None:
+        click.echo(f"no customer {customer_id!r} under key prefix {settings.key_prefix!r} in {settings.redis_url}", err=True)
+        sys.exit(1)
+    render_customer(Console(), CustomerState.from_json(raw), [json.loads(h) for h in history], model)
+
+
+@main.command()
+@click.option("--signals", is_flag=True, help="Also list every signal a rule may read.")
+def types(signals: bool) -> None:
+    """Every customer type with its rule and the nurture actions it triggers (JOURNEY_RULES_FILE, JOURNEY_PLAYBOOK_FILE)."""
+    from rich.console import Console
+
+    from streams.explain import render_types
+
+    render_types(Console(), _model_or_exit(Settings()), signals)
+
+
 @main.command()
 @click.option("--customers", type=int, default=None, help="Generate this many customers instead of the bundled sample.")
 @click.option("--quiet", is_flag=True, help="Print only the summary, not each change and action.")
@@ -42,3 +121,93 @@ def demo(customers: int | None, quiet: bool) -> None:
     from streams.demo import run_demo
 
     sys.exit(run_demo(customers=customers, quiet=quiet))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", metavar="NAME|PATH", default=None,
+              help="Read a CSV / JSON Lines export through this mapping (a shipped mapping's name or a YAML file).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-out"),
+              metavar="DIR", show_default=True, help="Where changes.jsonl, actions.jsonl, dead-letters.jsonl, summary.json "
+              "and transitions.svg are written.")
+@click.option("--until", metavar="ISO_TIME", default=None,
+              help="After the last event, move the clock to this time (e.g. 2027-01-01T00:00:00Z), "
+              "so inactivity after the last event applies.")
+@click.option("--redis", "redis_url", metavar="URL", default=None,
+              help="Keep customer states in this Redis (keys replay:c:<id>, cleared first) instead of in memory.")
+@click.option("--compare", "golden_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              metavar="GOLDEN_DIR", help="Compare the outputs with the golden ones in this directory; exit code 1 when they differ.")
+@click.option("--to-kafka", is_flag=True,
+              help="Produce the events to the input topic (JOURNEY_* settings) for the live worker, instead.")
+@click.option("--speedup", type=float, default=None, metavar="S",
+              help="With --to-kafka: keep the events' spacing, this many times faster (default: as fast as possible).")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Classify with this rules file instead of JOURNEY_RULES_FILE (or the shipped one).")
+@click.option("--playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).")
+def replay(file: Path, mapping: str | None, out_dir: Path, until: str | None, redis_url: str | None,
+           golden_dir: Path | None, to_kafka: bool, speedup: float | None, rules: Path | None,
+           playbook: Path | None) -> None:
+    """Replay a recorded file of touchpoint events: offline through the core (default), or into Kafka.
+
+    Offline, the same file always gives byte-identical outputs for the same rules and playbook.
+    """
+    from streams.replay.command import replay_command
+
+    sys.exit(replay_command(file, mapping, out_dir, until, redis_url, golden_dir, to_kafka, speedup,
+                            rules, playbook))
+
+
+@main.command("import")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False))
+@click.option("--mapping", "mapping_ref", required=True, metavar="NAME_OR_PATH",
+              help="A shipped mapping (orders, clickstream) or the path of a mapping YAML file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the mapped events (JSON Lines).")
+def import_(export: str, mapping_ref: str, out: str) -> None:
+    """Turn a CSV / JSON Lines export into touchpoint events through a mapping file; report rejected rows.
+
+    Exit code 0 even when rows were rejected (the report lists them), 2 when the mapping is invalid.
+    """
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from streams.replay.mapping import ImportCounts, MappingError, iter_mapped, load_mapping, resolve_mapping
+
+    export, out = Path(export), Path(out)
+    counts, size, partial = ImportCounts(), export.stat().st_size, out.with_name(out.name + ".part")
+    status = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                        console=status, transient=True, disable=not status.is_terminal or size < 1 << 20)
+    try:
+        mapping = load_mapping(resolve_mapping(mapping_ref))
+        with progress, partial.open("w", encoding="utf-8") as fh:
+            task = progress.add_task(export.name, total=size)
+            for record in iter_mapped(export, mapping, counts):
+                if record.event is not None:
+                    fh.write(record.event.model_dump_json(by_alias=True, exclude_none=True) + "\n")
+                if counts.rows % 4096 == 0:
+                    progress.update(task, completed=counts.bytes_read)
+        partial.replace(out)
+    except MappingError as exc:
+        partial.unlink(missing_ok=True)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    table = Table(title=f"{export.name} → {out.name}", title_justify="left")
+    for name, justify in (("rows", "left"), ("count", "right"), ("example lines / first reason", "left")):
+        table.add_column(name, justify=justify)
+    ignored = ", ".join(f"{value} ×{n}" for value, n in counts.ignored_values.most_common())
+    for label, n, detail in (("read", counts.rows, ""), ("mapped", counts.mapped, f"written to {out}"),
+                             ("ignored", counts.ignored, ignored), ("rejected", counts.rejected_total, "")):
+        table.add_row(label, str(n), Text(detail))
+    for reason, n in counts.rejected.most_common():
+        examples = counts.examples[reason]
+        lines = ", ".join(map(str, examples)) + (", …" if n > len(examples) else "")
+        table.add_row(Text(f"  {reason}"), str(n),
+                      Text(f"line{'s' if n > 1 else ''} {lines}\ne.g. {counts.first_detail[reason]}"))
+    Console().print(table)

@@ -72,7 +72,7 @@ async def caught_up(settings: Settings, client: aioredis.Redis, ends: dict[int, 
     `ends` comes from the produce acknowledgements, not from ListOffsets: Tansu answers that
     with the base offset of a partition's last record batch + 1, which falls short.
     """
-    store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
+    store = JourneyStore.for_settings(client, settings)
     marks, backlog = await store.marks_and_backlog(list(range(settings.partitions)))
     for partition, end in ends.items():
         applied = marks[partition].offset
@@ -87,6 +87,8 @@ class Watcher:
     def __init__(self, console: Console, settings: Settings, quiet: bool):
         self.console, self.settings, self.quiet = console, settings, quiet
         self.lifecycle: dict[str, str] = {}
+        self.traits: dict[str, set[str]] = {}
+        self.trait_moves: Counter = Counter()
         self.transitions: Counter = Counter()
         self.actions: Counter = Counter()
         self.dead: Counter = Counter()
@@ -101,12 +103,23 @@ class Watcher:
             if msg["change_id"] in self.seen_ids:
                 return
             self.seen_ids.add(msg["change_id"])
-            self.lifecycle[msg["customer_id"]] = msg["to"]
-            self.transitions[(msg["from"] or "-", msg["to"])] += 1
+            customer = msg["customer_id"]
+            if msg["dimension"] == "lifecycle":
+                self.lifecycle[customer] = msg["to"]
+                self.transitions[(msg["from"] or "-", msg["to"])] += 1
+                what = f"{msg['from'] or '—'} → {msg['to']}"
+            elif msg["to"]:
+                self.traits.setdefault(customer, set()).add(msg["to"])
+                self.trait_moves[("added", msg["to"])] += 1
+                what = f"+ {msg['to']}"
+            else:
+                self.traits.setdefault(customer, set()).discard(msg["from"])
+                self.trait_moves[("cleared", msg["from"])] += 1
+                what = f"− {msg['from']}"
             if not self.quiet:
                 ev = ", ".join(f"{k}={v}" for k, v in msg["reason"]["evidence"].items() if v is not None)
                 self.console.print(
-                    f"[dim]{msg['at'][:10]}[/] {msg['customer_id']}  [bold]{msg['from'] or '—'} → {msg['to']}[/]"
+                    f"[dim]{msg['at'][:10]}[/] {customer}  [bold]{what}[/]"
                     f"  [dim]{msg['reason']['rule']}: {ev} (cause {msg['caused_by']})[/]"
                 )
         elif topic == s.topic_nurture_actions:
@@ -129,7 +142,16 @@ class Watcher:
         for kind, n in Counter(self.lifecycle.values()).most_common():
             table.add_row(kind, str(n))
         self.console.print(table)
-        moves = Table(title="Type changes")
+        traits = Table(title="Customers per trait (now)")
+        traits.add_column("trait")
+        traits.add_column("customers", justify="right")
+        traits.add_column("added / cleared", justify="right")
+        held = Counter(t for ts in self.traits.values() for t in ts)
+        for trait in sorted({t for _, t in self.trait_moves}, key=lambda t: -held[t]):
+            traits.add_row(trait, str(held[trait]),
+                           f"{self.trait_moves[('added', trait)]} / {self.trait_moves[('cleared', trait)]}")
+        self.console.print(traits)
+        moves = Table(title="Lifecycle changes")
         moves.add_column("from → to")
         moves.add_column("changes", justify="right")
         for (a, b), n in sorted(self.transitions.items(), key=lambda kv: -kv[1]):
@@ -148,7 +170,7 @@ class Watcher:
             dead.add_row(err, str(n))
         self.console.print(dead)
         self.console.print(
-            f"{produced} events in, {sum(self.transitions.values())} changes and "
+            f"{produced} events in, {sum(self.transitions.values()) + sum(self.trait_moves.values())} changes and "
             f"{sum(self.actions.values())} actions out, in {elapsed:.1f}s."
         )
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from schemas import TouchpointEvent
 from streams import outbox
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
-from streams.core.playbook import DEFAULT_PLAYBOOK, Playbook
+from streams.core.engine import RulesLoop
+from streams.model import Model
 from streams.intake import RawMessage, dead_letter, decode
 from streams.retry import retrying
 from streams.settings import Settings
@@ -55,10 +56,9 @@ class Stats:
 class Processor:
     """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
 
-    def __init__(self, settings: Settings, store: JourneyStore, publish: Publish, playbook: Playbook = DEFAULT_PLAYBOOK):
+    def __init__(self, settings: Settings, store: JourneyStore, publish: Publish, model: Model | None = None):
         self.settings = settings
-        self.thresholds = settings.thresholds
-        self.playbook = playbook
+        self.model = model if model is not None else settings.load_model()
         self.store = store
         self.publish = publish
         self.lock = asyncio.Lock()
@@ -80,7 +80,7 @@ class Processor:
     def _finish(self, commit: PartitionCommit, touched: dict[str, CustomerState]) -> None:
         for cid, state in touched.items():
             commit.states[cid] = state.to_json()
-            commit.due[cid] = next_due(state, self.thresholds)
+            commit.due[cid] = next_due(state, self.model)
 
     async def process_batch(self, messages: list[RawMessage]) -> None:
         """Apply a batch of input messages (any partitions, in offset order per partition)."""
@@ -113,7 +113,7 @@ class Processor:
                     self.stats.events += 1
                     cid = ev.customer_id
                     try:
-                        out = apply_event(touched.get(cid) or states.get(cid), ev, self.thresholds, self.playbook)
+                        out = apply_event(touched.get(cid) or states.get(cid), ev, self.model)
                     except Exception as exc:  # a poison event must not stall the partition
                         log.exception("applying event %s failed; dead-lettering it", ev.event_id)
                         error = f"internal error applying the event: {exc!r}"
@@ -207,7 +207,12 @@ class Processor:
                     if state is None:
                         commit.due[cid] = None
                         continue
-                    out = advance(state, now_by_partition[p], self.thresholds, self.playbook)
+                    try:
+                        out = advance(state, now_by_partition[p], self.model)
+                    except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
+                        log.exception("advancing customer %s failed; their due time is dropped", cid)
+                        commit.due[cid] = None
+                        continue
                     touched[cid] = out.state
                     self._emit(out, commit.outbox)
                 self._finish(commit, touched)

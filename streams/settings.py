@@ -1,38 +1,21 @@
 """Every setting of the service, read from `JOURNEY_*` environment variables.
 
-Two groups: where the service connects and how it batches (`Settings`), and the
-classification thresholds (`Thresholds`), which the pure core takes on its own so
-that tests and replay need no Kafka or Redis settings.
+Where the service connects, how it batches, and which rules and playbook files it
+classifies with (thresholds live in those files, not in the environment).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 86_400.0
 
-
-class Thresholds(BaseModel):
-    """Lifecycle thresholds; each is also an environment variable (`JOURNEY_LOYAL_MIN_PURCHASES`, …)."""
-
-    loyal_min_purchases: PositiveInt = Field(
-        3, description="Paid purchases that make a customer loyal (while they keep their rhythm)."
-    )
-    at_risk_rhythm_multiple: PositiveFloat = Field(
-        3.0, description="A customer is at risk after this many of their own mean inter-purchase intervals without a purchase."
-    )
-    at_risk_floor_days: PositiveFloat = Field(
-        30.0, description="…but never sooner than this many days after their last purchase."
-    )
-    first_rhythm_days: PositiveFloat = Field(
-        30.0, description="The rhythm assumed for a customer with a single purchase (no interval yet)."
-    )
-    dedupe_window: PositiveInt = Field(
-        32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
-    )
+if TYPE_CHECKING:
+    from streams.model import Model
 
 
 class Settings(BaseSettings):
@@ -70,15 +53,21 @@ class Settings(BaseSettings):
     sweep_interval_s: PositiveFloat = Field(1.0, description="How often due inactivity checks are swept.")
     retry_max_backoff_s: PositiveFloat = Field(5.0, description="Longest pause between retries while Redis or Kafka is down.")
 
-    loyal_min_purchases: PositiveInt = Thresholds.model_fields["loyal_min_purchases"].default
-    at_risk_rhythm_multiple: PositiveFloat = Thresholds.model_fields["at_risk_rhythm_multiple"].default
-    at_risk_floor_days: PositiveFloat = Thresholds.model_fields["at_risk_floor_days"].default
-    first_rhythm_days: PositiveFloat = Thresholds.model_fields["first_rhythm_days"].default
-    dedupe_window: PositiveInt = Thresholds.model_fields["dedupe_window"].default
+    rules_file: Path | None = Field(
+        None, description="The customer-type rules (YAML); default: the shipped streams/rules/default.yaml."
+    )
+    playbook_file: Path | None = Field(
+        None, description="The nurture playbook (YAML); default: the shipped streams/actions/default.yaml."
+    )
+    dedupe_window: PositiveInt = Field(
+        32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
+    )
 
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(**{name: getattr(self, name) for name in Thresholds.model_fields})
+    def load_model(self) -> "Model":
+        """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""
+        from streams.model import load_model
+
+        return load_model(self.rules_file, self.playbook_file, self.dedupe_window)
 
     @property
     def output_topics(self) -> list[str]:

@@ -19,8 +19,10 @@ from importlib import resources
 import redis.asyncio as aioredis
 
 from streams.core import CustomerState
+from streams.settings import Settings
 
 COMMIT_LUA = resources.files("streams").joinpath("lua/commit.lua").read_text()
+ADVANCE_CLOCK_LUA = resources.files("streams").joinpath("lua/advance_clock.lua").read_text()
 
 
 @dataclass(slots=True)
@@ -58,11 +60,24 @@ def _offset(raw: bytes | str | None) -> int | None:
 class JourneyStore:
     """The processor's Redis access. Every method is one round trip."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, topic: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, topic: str, history_topic: str = "") -> None:
         self.client = client
         self.prefix = prefix
         self.topic = topic
+        self.history_topic = history_topic  # outbox entries on this topic also go to the customer's history
         self._commit = client.register_script(COMMIT_LUA)
+        self._advance_clock = client.register_script(ADVANCE_CLOCK_LUA)
+
+    @classmethod
+    def for_settings(cls, client: aioredis.Redis, settings) -> "JourneyStore":
+        return cls(client, settings.key_prefix, settings.topic_touchpoints, settings.topic_type_changes)
+
+    def history_key(self, customer_id: str) -> str:
+        """The customer's latest type changes (newest first, 20 kept), for `journey explain`."""
+        return f"{self.prefix}:h:{customer_id}"
+
+    async def history(self, customer_id: str) -> list[bytes]:
+        return await self.client.lrange(self.history_key(customer_id), 0, -1)
 
     def state_key(self, customer_id: str) -> str:
         return f"{self.prefix}:c:{customer_id}"
@@ -110,6 +125,8 @@ class JourneyStore:
                 b"\n".join(c.states.values()),
                 json.dumps(list(c.due.items())),
                 "\n".join(c.outbox),
+                self.history_topic,
+                self.history_key(""),
             ]
             await self._commit(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
         replies = await pipe.execute()
@@ -165,3 +182,38 @@ class JourneyStore:
             if count:
                 pipe.ltrim(self.outbox_key(p), count, -1)
         await pipe.execute()
+
+    async def advance_clock(self, partitions: list[int], until: float) -> dict[int, float]:
+        """Move the event clock of every partition to `until`, never back (one atomic script).
+
+        Returns each partition's clock afterwards. The worker's next sweep (`JOURNEY_CLOCK=event`)
+        fires the inactivity checks due by then; commit.lua keeps the stored clock from moving back,
+        so a batch that read the mark before this cannot undo it.
+        """
+        if not partitions:
+            return {}
+        keys = [self.mark_key(p) for p in partitions]
+        replies = await self._advance_clock(keys=keys, args=[repr(float(until))])
+        return {p: float(raw) for p, raw in zip(partitions, replies)}
+
+
+async def advance_event_clock(settings: Settings, until: float, partitions: list[int] | None = None) -> dict[int, float]:
+    """`journey advance-clock`: move every input partition's event clock to `until` (epoch seconds).
+
+    For the end of a replay with `JOURNEY_CLOCK=event`: the live worker keeps one clock per partition
+    (the latest event time applied there), the offline replay one for the whole file; advancing every
+    partition to the same instant makes both fire the same inactivity checks. Run it once the input
+    has been applied: an event still unread, older than `until`, would arrive after the checks fired.
+    The partitions are the input topic's real ones (from the broker), or `settings.partitions` when
+    the topic cannot be described.
+    """
+    if partitions is None:
+        from streams.topics import input_partitions
+
+        partitions = await input_partitions(settings)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        store = JourneyStore.for_settings(client, settings)
+        return await store.advance_clock(sorted(partitions), until)
+    finally:
+        await client.aclose()

@@ -27,3 +27,18 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+async def input_partitions(settings: Settings) -> list[int]:
+    """The partitions of the input topic as the broker has them; `settings.partitions` if it has no such topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        # Listed first: a metadata request for a missing topic makes Tansu create it.
+        if settings.topic_touchpoints in set(await admin.list_topics()):
+            for topic in await admin.describe_topics([settings.topic_touchpoints]):
+                if topic.get("topic") == settings.topic_touchpoints and topic.get("error_code") == 0 and topic.get("partitions"):
+                    return sorted(p["partition"] for p in topic["partitions"])
+    finally:
+        await admin.close()
+    return list(range(settings.partitions))

@@ -27,7 +27,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
 from streams import outbox
+from streams.actions.playbook import PlaybookError
 from streams.intake import RawMessage
+from streams.model import Model
+from streams.rules.compiled import RulesError
 from streams.processor import Processor
 from streams.retry import retrying
 from streams.settings import Settings
@@ -58,7 +61,7 @@ class _Rebalance(ConsumerRebalanceListener):
 class Worker:
     """One worker process: consume → process → commit, plus the inactivity sweep and the stats."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, model: Model | None = None) -> None:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.batch_lock = asyncio.Lock()
@@ -78,8 +81,8 @@ class Worker:
             max_poll_records=settings.batch_size,
             fetch_max_wait_ms=int(settings.batch_within_s * 1000),
         )
-        store = JourneyStore(self.redis, settings.key_prefix, settings.topic_touchpoints)
-        self.processor = Processor(settings, store, self.publish)
+        store = JourneyStore.for_settings(self.redis, settings)
+        self.processor = Processor(settings, store, self.publish, model)
         self.stats_key = f"{settings.key_prefix}:stats:{socket.gethostname()}:{os.getpid()}"
 
     async def publish(self, messages: list[outbox.OutboundMessage]) -> None:
@@ -209,9 +212,18 @@ class Worker:
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
+    """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate stops it before it consumes."""
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    settings = settings or Settings()
+    try:
+        model = settings.load_model()
+    except (RulesError, PlaybookError) as exc:
+        log.error("not starting: %s", exc)
+        raise SystemExit(2) from None
+    log.info("rules %s (%d lifecycle types, %d traits), playbook %s (%d actions)", model.rules.source,
+             len(model.rules.lifecycle), len(model.rules.traits), model.playbook.source, len(model.playbook.actions))
 
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop
-        await Worker(settings or Settings()).run()
+        await Worker(settings, model).run()
 
     asyncio.run(main())

@@ -14,6 +14,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from streams.core.state import CustomerState
 from streams.demo import local_env, start_worker, stop_worker
 from streams.local_stack import LocalStack
 from streams.settings import Settings
@@ -159,7 +160,7 @@ class Deployment:
     def states(self) -> dict[str, dict]:
         prefix = f"{self.settings.key_prefix}:c:"
         keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
-        return {k.decode()[len(prefix):]: json.loads(v) for k, v in zip(keys, self.redis.mget(keys))}
+        return {k.decode()[len(prefix):]: CustomerState.from_json(v).as_dict() for k, v in zip(keys, self.redis.mget(keys))}
 
     def close(self) -> None:
         for proc in self.workers:

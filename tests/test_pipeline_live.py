@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,9 +23,9 @@ def touchpoint(customer: str, n: int, kind: str, at: datetime, **extra) -> dict:
 
 
 def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
-    """One customer's journey gives exactly its five changes and the four actions the playbook allows."""
+    """One customer's journey gives exactly its lifecycle changes, its trait, and the actions the playbook allows."""
     d = deploy(JOURNEY_CLOCK="wall")
-    day0 = datetime.now(UTC) - timedelta(days=100)
+    day0 = (datetime.now(UTC) - timedelta(days=100)).replace(microsecond=0)  # the core keeps milliseconds
     journey = [
         touchpoint("alice", 1, "page_view", day0),
         touchpoint("alice", 2, "purchase", day0 + timedelta(days=1)),
@@ -36,12 +37,13 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     d.start_worker()
     d.wait_caught_up()
     due = day0 + timedelta(days=11 + 30)
-    before_comeback = [(c["from"], c["to"], c["caused_by"]) for c in d.changes()]
+    before_comeback = [(c["from"], c["to"], c["caused_by"]) for c in d.changes() if c["dimension"] == "lifecycle"]
     assert before_comeback[-1] == ("loyal", "at_risk", f"inactivity@{due.isoformat().replace('+00:00', 'Z')}")
 
     d.produce([touchpoint("alice", 5, "purchase", day0 + timedelta(days=90))])
     d.wait_caught_up()
-    changes = d.changes()
+    all_changes = d.changes()
+    changes = [c for c in all_changes if c["dimension"] == "lifecycle"]
     assert [(c["from"], c["to"], c["caused_by"]) for c in changes] == [
         (None, "prospect", "alice-1"),
         ("prospect", "new", "alice-2"),
@@ -51,15 +53,26 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     ]
     assert [c["reason"]["rule"] for c in changes] == [
         "lifecycle.prospect", "lifecycle.new", "lifecycle.loyal", "lifecycle.at_risk", "lifecycle.loyal"]
-    assert changes[3]["reason"]["evidence"]["threshold_days"] == 30.0
+    at_risk_evidence = changes[3]["reason"]["evidence"]
+    assert at_risk_evidence["days_since_last_purchase"] == 30.0 and at_risk_evidence["purchase_rhythm_days"] == 5.0
+    # one page view, then straight to buying with no support: the `efficient` trait, with its reason
+    traits = [(c["from"], c["to"], c["caused_by"], c["reason"]["rule"]) for c in all_changes if c["dimension"] == "trait"]
+    assert traits == [(None, "efficient", "alice-2", "trait.efficient")]
     actions = d.actions()
     # the second loyalty invite falls within its 90-day cooldown: suppressed, not sent
     assert [a["action"] for a in actions] == [
-        "lead_nurture_sequence", "welcome_onboarding", "loyalty_programme_invite", "win_back_offer"]
-    by_id = {c["change_id"]: c for c in changes}
-    assert [by_id[a["triggered_by"]]["to"] for a in actions] == ["prospect", "new", "loyal", "at_risk"]
-    assert d.states()["alice"]["lifecycle"] == "loyal"
-    assert d.states()["alice"]["actions_suppressed"] == 1
+        "lead_nurture_sequence", "welcome_onboarding", "concise_options_summary", "loyalty_programme_invite",
+        "win_back_offer"]
+    by_id = {c["change_id"]: c for c in all_changes}
+    assert [by_id[a["triggered_by"]]["to"] for a in actions] == ["prospect", "new", "efficient", "loyal", "at_risk"]
+    state = d.states()["alice"]
+    assert state["lifecycle"] == "loyal"
+    assert state["actions_suppressed"] == 1
+    assert state["suppressed_log"][-1][1] == "loyalty_programme_invite"
+    assert state["suppressed_log"][-1][2].startswith("cooldown")
+    # the history `journey explain` reads holds the changes, newest first
+    history = [json.loads(h) for h in d.redis.lrange(f"{d.settings.key_prefix}:h:alice", 0, -1)]
+    assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
 
 
 def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy):

@@ -23,7 +23,9 @@ from schemas import (
 from schemas.__main__ import SCHEMA_DIR, render
 from streams.core import apply_event
 from streams.intake import RawMessage, dead_letter
-from streams.settings import Thresholds
+from streams.model import load_model
+
+MODEL = load_model()
 
 #: Payloads that make an event of each kind valid when it needs one.
 REQUIRED_PAYLOAD = {
@@ -178,7 +180,7 @@ def test_field_constraints_are_enforced(changes):
 
 def _change() -> TypeChange:
     event = TouchpointEvent.model_validate(raw_event(Touchpoint.PURCHASE))
-    return apply_event(None, event, Thresholds()).changes[0]
+    return apply_event(None, event, MODEL).changes[0]
 
 
 def test_type_change_serialises_from_as_from():
@@ -209,7 +211,7 @@ def test_type_change_round_trips_through_json():
 def _examples() -> dict[str, dict]:
     """One real message of each kind, as it goes on the wire."""
     event = TouchpointEvent.model_validate(raw_event(Touchpoint.PURCHASE))
-    out = apply_event(None, event, Thresholds())
+    out = apply_event(None, event, MODEL)
     letter = dead_letter(RawMessage("journey.touchpoints", 3, 42, b"cust-1", b"{oops"), "message: Invalid JSON",
                          datetime(2026, 3, 1, tzinfo=UTC))
     messages = {"touchpoint-event": event, "type-change": out.changes[0], "nurture-action": out.actions[0],

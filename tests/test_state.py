@@ -11,13 +11,18 @@ def full_state() -> CustomerState:
     """A state with every field away from its default, so a forgotten field shows."""
     values = {}
     for f in dataclasses.fields(CustomerState):
-        if f.type.startswith("dict"):
-            values[f.name] = {"x": 1.5} if "float" in f.type else {"x": 2}
-        elif f.type.startswith("list"):
+        kind = f.type.removeprefix("Annotated[")
+        if kind.startswith("dict"):
+            values[f.name] = {"x": 1.5} if "float" in kind.split("]")[0] else {"x": 2}
+        elif kind.startswith("list[list"):
+            values[f.name] = [[1.5, 2.5, 3.5]]
+        elif kind.startswith("list[float"):
+            values[f.name] = [1.5, 2.5]
+        elif kind.startswith("list"):
             values[f.name] = ["a1", "b2"]
-        elif f.type.startswith("str"):
+        elif kind.startswith("str"):
             values[f.name] = f"{f.name}-value"
-        elif f.type.startswith("int"):
+        elif kind.startswith("int"):
             values[f.name] = 7
         else:
             values[f.name] = 12.5
@@ -38,10 +43,22 @@ def test_redis_encoding_round_trips_and_leaves_defaults_out():
     state = full_state()
     assert CustomerState.from_json(state.to_json()) == state
     bare = CustomerState("c1", 1.0, 2.0)
-    assert bare.to_json() == b'{"customer_id":"c1","first_seen":1.0,"last_seen":2.0}'
+    assert bare.to_json() == b'{"id":"c1","fs":1.0,"ls":2.0}'  # short keys, defaults left out
     assert b"\n" not in state.to_json()  # the commit script splits records on newlines
 
 
 def test_a_record_with_an_unknown_field_is_refused():
     with pytest.raises(ValueError):
-        CustomerState.from_json(b'{"customer_id":"c","first_seen":1,"last_seen":2,"mystery":1}')
+        CustomerState.from_json(b'{"id":"c","fs":1,"ls":2,"mystery":1}')
+
+
+def test_recent_event_fingerprints_match_only_whole_entries():
+    """Fingerprints are packed into one string; a match straddling two of them is no match."""
+    state = CustomerState("c", 1.0, 1.0)
+    state.remember("AAAABBBB", 32)
+    state.remember("CCCCDDDD", 32)
+    assert state.seen("AAAABBBB") and state.seen("CCCCDDDD")
+    assert not state.seen("BBBBCCCC")
+    for n in range(40):
+        state.remember(f"{n:08d}", 32)
+    assert len(state.recent_events) == 32 * 8 and not state.seen("AAAABBBB") and state.seen(f"{39:08d}")

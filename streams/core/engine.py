@@ -1,22 +1,41 @@
 """State transitions: fold an event into a customer's state, or let time pass, and say what changed.
 
-Both entry points are pure: they copy the state they are given, read no clock and do
-no I/O. `now` is always passed in, so a replay and a live run decide alike.
+Both entry points are pure by default: they copy the state they are given, read no clock
+and do no I/O. `now` is always passed in, so a replay and a live run decide alike. What
+the customer *is* comes from the rules file (`streams/rules`), what they *get* from the
+playbook (`streams/actions`); both arrive in a `Model` (`streams/model.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from schemas import Dimension, NurtureAction, Reason, Touchpoint, TouchpointEvent, TypeChange
+from schemas import Dimension, NurtureAction, Reason, Stage, Touchpoint, TouchpointEvent, TypeChange
 from schemas import OrderPayload, ScorePayload, SupportPayload
-from streams.core import ids, lifecycle
-from streams.core.playbook import DEFAULT_PLAYBOOK, Playbook
+from streams.core import ids
 from streams.core.state import CustomerState
-from streams.settings import Thresholds
 
-SUPPORT_KINDS = frozenset({Touchpoint.SUPPORT_TICKET, Touchpoint.COMPLAINT, Touchpoint.PRESALES_CHAT})
+if TYPE_CHECKING:
+    from streams.model import Model
+
+
+class RulesLoop(RuntimeError):
+    """Time alone kept changing a customer's types without end: the rules contradict each other."""
+
+#: Traits can keep a customer due many times over a long quiet spell; more than this in one
+#: step means a rule loops, and the step stops rather than hang the worker.
+MAX_STEPS = 1000
+SUPPORT_KINDS = frozenset({"support_ticket", "complaint", "presales_chat"})
+VIEW_KINDS = frozenset({"product_view", "catalog_view"})
+CART_KINDS = frozenset({"add_to_cart", "remove_from_cart"})
+SUPPORT_LOG_KEPT = 8
+CHANNELS_KEPT = 8
+_STAGE_VALUE = {stage: stage.value for stage in Stage}
+_KIND_VALUE = {kind: kind.value for kind in Touchpoint}
+_SCORES = ("csat", "nps", "ces", "rating")
+_NEUTRAL = {"csat": (3,), "nps": (7, 8), "ces": (4,), "rating": (3,)}
 
 
 @dataclass(slots=True)
@@ -26,148 +45,217 @@ class Outcome:
     state: CustomerState
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
-    suppressed: list[str] = field(default_factory=list)
+    suppressed: list = field(default_factory=list)  # streams.actions.playbook.Suppressed
     duplicate: bool = False
 
 
-def _copy(state: CustomerState) -> CustomerState:
-    return state.clone()
+def iso(ts: float) -> str:
+    """Epoch seconds as an ISO-8601 UTC instant, as used in causes."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> None:
-    """Add one event's facts to the state (in place, on a copy)."""
-    state.first_seen = min(state.first_seen, ts)
-    state.last_seen = max(state.last_seen, ts)
-    stage = event.stage.value
-    state.last_by_stage[stage] = max(state.last_by_stage.get(stage, ts), ts)
-    kind = event.touchpoint.value
-    state.counts[kind] = state.counts.get(kind, 0) + 1
-    for attr in ("country", "language", "segment"):
-        value = getattr(event, attr)
-        if value is not None:
-            setattr(state, attr, value)
+def _later(current: float | None, ts: float) -> float:
+    return ts if current is None or ts > current else current
+
+
+def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str, ...]:
+    """Add one event's facts to the state (in place, on a copy). Spelled out: it runs per event.
+
+    Returns what the event touched (its kind and the "@…" marks of `Signal.on`), so that only
+    the rules it can affect are judged again.
+    """
+    if ts < state.first_seen:
+        state.first_seen = ts
+    if ts > state.last_seen:
+        state.last_seen = ts
+    stage = _STAGE_VALUE[event.stage]
+    last = state.last_by_stage.get(stage)
+    if last is None or ts > last:
+        state.last_by_stage[stage] = ts
+    kind = _KIND_VALUE[event.touchpoint]
+    marks = [kind]
+    counts = state.counts
+    counts[kind] = counts.get(kind, 0) + 1
+    if event.channel not in state.channels and len(state.channels) < CHANNELS_KEPT:
+        state.channels.append(event.channel)
+        marks.append("@channel")
+    if event.country is not None or event.language is not None:
+        marks.append("@locale")
+        if event.country is not None:
+            state.country = event.country
+        if event.language is not None:
+            state.language = event.language
+    if event.segment is not None:
+        state.segment = event.segment
+    if state.first_purchase_at is None or ts < state.first_purchase_at:  # before the first purchase
+        marks.append("@pre_buy")
+        if kind != "purchase":
+            state.pre_buy_events += 1
+        if kind == "review_read":
+            state.pre_buy_reviews += 1
+        elif kind in CART_KINDS:
+            state.pre_buy_cart_churn += 1
+    if kind in VIEW_KINDS and (state.first_view_at is None or ts < state.first_view_at):
+        state.first_view_at = ts
+    elif kind == "complaint":
+        state.last_complaint_at = _later(state.last_complaint_at, ts)
+    elif kind == "change_request":
+        state.last_change_request_at = _later(state.last_change_request_at, ts)
 
     payload = event.payload
-    if event.touchpoint is Touchpoint.PURCHASE and isinstance(payload, OrderPayload):
+    if kind in SUPPORT_KINDS:
+        state.support_contacts += 1
+        sentiment = getattr(payload, "sentiment", None)
+        wait = getattr(payload, "wait_seconds", None)
+        log = state.support_log
+        log.append([ts, sentiment or 0.0, wait or 0.0])
+        if len(log) > 1 and log[-2][0] > ts:
+            log.sort(key=lambda entry: entry[0])
+        del log[:-SUPPORT_LOG_KEPT]
+        topic = getattr(payload, "topic", None)
+        if topic and "how" in topic.lower():
+            state.howto_contacts += 1
+    if payload is None:
+        return tuple(marks)
+    if kind == "purchase" and isinstance(payload, OrderPayload):
         state.purchases += 1
         state.total_spend += payload.amount
         if payload.coupon or payload.discount > 0:
             state.coupon_orders += 1
         state.first_purchase_at = ts if state.first_purchase_at is None else min(state.first_purchase_at, ts)
-        state.last_purchase_at = ts if state.last_purchase_at is None else max(state.last_purchase_at, ts)
-    if event.touchpoint in SUPPORT_KINDS:
-        state.support_contacts += 1
+        state.last_purchase_at = _later(state.last_purchase_at, ts)
     if isinstance(payload, SupportPayload | ScorePayload) and payload.sentiment is not None:
         state.support_sentiment_sum += payload.sentiment
         state.support_sentiment_n += 1
     if isinstance(payload, ScorePayload):
-        for score in ("csat", "nps", "ces", "rating"):
-            value = getattr(payload, score)
-            if value is not None:
-                state.scores[score] = value
+        given = {score: getattr(payload, score) for score in _SCORES if getattr(payload, score) is not None}
+        state.scores.update(given)
+        if kind == "survey_response" and given:
+            state.surveys += 1
+            if all(value in _NEUTRAL[score] for score, value in given.items()):
+                state.neutral_surveys += 1
+        rating = given.get("rating")
+        if kind == "review_written" and rating is not None:
+            if rating <= 2:
+                state.negative_reviews += 1
+                state.last_negative_review_at = _later(state.last_negative_review_at, ts)
+            elif rating >= 4:
+                state.last_positive_review_at = _later(state.last_positive_review_at, ts)
+    return tuple(marks)
 
 
-def _change_lifecycle(
-    state: CustomerState,
-    to: str,
-    reason: Reason,
-    caused_by: str,
-    at: float,
-    playbook: Playbook,
-    out: Outcome,
-) -> None:
-    """Record a lifecycle change and the playbook actions it triggers, honouring cooldowns."""
-    change = TypeChange(
-        change_id=ids.change_id(state.customer_id, Dimension.LIFECYCLE, state.lifecycle, to, caused_by),
+def _change(state: CustomerState, dimension: Dimension, from_: str | None, to: str | None,
+            reason: Reason, caused_by: str, at: float) -> TypeChange:
+    return TypeChange(
+        change_id=ids.change_id(state.customer_id, dimension, from_, to, caused_by),
         customer_id=state.customer_id,
-        dimension=Dimension.LIFECYCLE,
-        **{"from": state.lifecycle},
+        dimension=dimension,
+        **{"from": from_},
         to=to,
         reason=reason,
         caused_by=caused_by,
         at=datetime.fromtimestamp(at, UTC),
     )
-    out.changes.append(change)
-    state.lifecycle = to
-    state.lifecycle_since = at
-    for spec in playbook.get(to, ()):
-        last = state.actions_sent.get(spec.action)
-        if last is not None and at - last < spec.cooldown_s:
-            state.actions_suppressed += 1
-            out.suppressed.append(spec.action)
-            continue
-        state.actions_sent[spec.action] = at
-        out.actions.append(
-            NurtureAction(
-                action_id=ids.action_id(change.change_id, spec.action),
-                customer_id=state.customer_id,
-                action=spec.action,
-                channel=spec.channel,
-                priority=spec.priority,
-                params={**spec.params, "lifecycle": to, "rule": reason.rule},
-                triggered_by=change.change_id,
-                at=change.at,
-            )
-        )
 
 
-def next_due(state: CustomerState, th: Thresholds) -> float | None:
-    """When time alone would next change this customer (None: nothing is due)."""
-    if state.lifecycle in lifecycle.WATCHED_FOR_INACTIVITY:
-        return lifecycle.at_risk_due(state, th)
-    return None
+def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: Model, out: Outcome,
+           marks: tuple[str, ...] | None = None) -> None:
+    """Classify the customer at `now`; record every change (stamped `at`) and the actions it triggers.
+
+    `marks`: what the causing event touched (None for time, or a new customer): only the rules
+    it can affect are judged again.
+    """
+    rules = model.rules
+    values = rules.values(state, now)
+    entered: list[TypeChange] = []
+    judge_lifecycle, traits = rules.affected_by(marks)
+    rule = rules.lifecycle_type(values) if judge_lifecycle or state.lifecycle is None else None
+    if rule is not None and rule.type != state.lifecycle:
+        reason = Reason(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
+        change = _change(state, Dimension.LIFECYCLE, state.lifecycle, rule.type, reason, caused_by, at)
+        if state.lifecycle == "lapsed":
+            state.final_win_back_at = None  # back from lapsed: marketing may reach them again
+        state.lifecycle, state.lifecycle_since = rule.type, at
+        out.changes.append(change)
+        entered.append(change)
+    added, dropped = rules.traits_now(values, state.traits, traits)
+    for trait in added:
+        reason = Reason(rule=f"trait.{trait.type}", evidence=rules.evidence(trait, values))
+        change = _change(state, Dimension.TRAIT, None, trait.type, reason, caused_by, at)
+        state.traits[trait.type] = at
+        out.changes.append(change)
+        entered.append(change)
+    for trait in dropped:
+        evidence = {"since": iso(state.traits[trait.type]), **rules.evidence(trait, values)}
+        reason = Reason(rule=f"trait.{trait.type}.cleared", evidence=evidence)
+        out.changes.append(_change(state, Dimension.TRAIT, trait.type, None, reason, caused_by, at))
+        del state.traits[trait.type]
+    for change in entered:
+        model.playbook.decide(state, change, at, out.actions, out.suppressed)
+    state.checked_at = now if state.checked_at is None or now > state.checked_at else state.checked_at
 
 
-def _advance_into(state: CustomerState, now: float, th: Thresholds, playbook: Playbook, out: Outcome) -> None:
-    """Apply every inactivity change that fell due at or before `now`, each at its own due time."""
-    due = next_due(state, th)
-    while due is not None and due <= now:
-        to, reason = lifecycle.classify(state, due, th)
-        if to == state.lifecycle:
-            break
-        _change_lifecycle(state, to, reason, f"inactivity@{lifecycle.iso(due)}", due, playbook, out)
-        due = next_due(state, th)
+def next_due(state: CustomerState, model: Model | None = None) -> float | None:
+    """When time alone could next change this customer (None: only an event can).
+
+    Computed by the core each time it judges the customer and kept in the state (`due_at`).
+    """
+    return state.due_at
 
 
-def advance(
-    state: CustomerState, now: float, th: Thresholds, playbook: Playbook = DEFAULT_PLAYBOOK
-) -> Outcome:
-    """Let the clock reach `now` with no event: the inactivity checks that fell due fire."""
-    out = Outcome(state=_copy(state))
-    _advance_into(out.state, now, th, playbook, out)
+def _schedule(state: CustomerState, model: Model) -> None:
+    after = state.checked_at if state.checked_at is not None else state.last_seen
+    state.due_at = model.rules.next_due(state, after)
+
+
+def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) -> None:
+    """Apply every change that time made by `now`, each judged and stamped at its own due time."""
+    for _ in range(MAX_STEPS):
+        due = state.due_at
+        if due is None or due > now:
+            return
+        _judge(state, due, f"inactivity@{iso(due)}", due, model, out)
+        _schedule(state, model)
+    raise RulesLoop(f"customer {state.customer_id}: time changed their types {MAX_STEPS} times in one step; "
+                    "the rules contradict each other")
+
+
+def advance(state: CustomerState, now: float, model: Model, *, in_place: bool = False) -> Outcome:
+    """Let the clock reach `now` with no event: the checks that fell due fire.
+
+    `in_place=True` changes `state` itself instead of a copy: for a caller that owns the state
+    and keeps only the outcome's (the offline replay), where the copy was the largest cost.
+    """
+    out = Outcome(state=state if in_place else state.clone())
+    _advance_into(out.state, now, model, out)
     return out
 
 
-def apply_event(
-    state: CustomerState | None,
-    event: TouchpointEvent,
-    th: Thresholds,
-    playbook: Playbook = DEFAULT_PLAYBOOK,
-) -> Outcome:
+def apply_event(state: CustomerState | None, event: TouchpointEvent, model: Model, *, in_place: bool = False) -> Outcome:
     """Fold one event into the customer's state and reclassify them.
 
-    An event already applied (its id is among the customer's recent ones) changes
-    nothing and emits nothing. Inactivity that fell due before the event fires first,
-    at its due time, so the outcome does not depend on when a sweep happened to run.
+    An event already applied (its id is among the customer's recent ones) changes nothing and
+    emits nothing. What time made due before the event fires first, at its due time, so the
+    outcome does not depend on when a sweep happened to run. A late event (older than what
+    the clock already judged) is judged at that later instant, so it cannot undo the clock's
+    change. `in_place=True`: as in `advance`, the given state is changed instead of a copy.
     """
     fingerprint = ids.event_fingerprint(event.event_id)
-    if state is not None and fingerprint in state.recent_events:
+    if state is not None and state.seen(fingerprint):
         return Outcome(state=state, duplicate=True)
-    ts = event.occurred_ts
+    ts = round(event.occurred_ts, 3)  # milliseconds: finer adds bytes to every stored time, not meaning
     if state is None:
         out = Outcome(state=CustomerState(customer_id=event.customer_id, first_seen=ts, last_seen=ts))
     else:
-        out = Outcome(state=_copy(state))
-        _advance_into(out.state, ts, th, playbook, out)
+        out = Outcome(state=state if in_place else state.clone())
+        _advance_into(out.state, ts, model, out)
     current = out.state
-    _fold(current, event, ts)
-    current.recent_events.append(fingerprint)
-    del current.recent_events[: -th.dedupe_window]
-
-    # Judge at the latest instant known for this customer: a late event (older than a change the
-    # clock already made) must not undo that change.
-    now = max(current.last_seen, current.lifecycle_since or current.last_seen)
-    if lifecycle.lifecycle_type(current, now, th) != current.lifecycle:
-        to, reason = lifecycle.classify(current, now, th)
-        _change_lifecycle(current, to, reason, event.event_id, ts, playbook, out)
+    marks = _fold(current, event, ts)
+    current.remember(fingerprint, model.dedupe_window)
+    now = ts if current.checked_at is None or ts > current.checked_at else current.checked_at
+    changed = len(out.changes)
+    _judge(current, now, event.event_id, ts, model, out, None if state is None else marks)
+    due = current.due_at
+    if state is None or len(out.changes) > changed or model.rules.due_may_move(marks) or (due is not None and due <= now):
+        _schedule(current, model)
     return out

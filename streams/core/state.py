@@ -2,14 +2,19 @@
 
 Times are epoch seconds (floats) to keep the record small and the arithmetic cheap.
 Only facts that cannot be derived are stored: the average spend and the purchase
-rhythm are computed from the totals and the first / last purchase times.
+rhythm are computed from the totals and the first / last purchase times, and every
+rule reads these facts through the signals of `streams/rules/signals.py`.
+Fields at their defaults are left out of the Redis record, and fields are stored under
+short keys (see the aliases): this keeps a typical customer under 1 KB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import ConfigDict, TypeAdapter
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, TypeAdapter
 
 
 def described(default_factory, description: str = ""):
@@ -24,46 +29,90 @@ class CustomerState:
     validates it on the way in from Redis and serialises it on the way out (`_ADAPTER`).
     """
 
-    __pydantic_config__ = ConfigDict(extra="forbid")
+    # Short keys in Redis (`id`, `fs`, `lp`, …): the field names would be a third of every record.
+    __pydantic_config__ = ConfigDict(extra="forbid", serialize_by_alias=True)
 
-    customer_id: str
-    first_seen: float
-    last_seen: float
-    last_by_stage: dict[str, float] = described(dict)
-    counts: dict[str, int] = described(dict, "Events per touchpoint kind.")
+    customer_id: Annotated[str, Field(alias="id")]
+    first_seen: Annotated[float, Field(alias="fs")]
+    last_seen: Annotated[float, Field(alias="ls")]
+    last_by_stage: Annotated[dict[str, float], Field(alias="st")] = described(dict)
+    counts: Annotated[dict[str, int], Field(alias="n")] = described(dict, "Events per touchpoint kind.")
+    channels: Annotated[list[str], Field(alias="ch")] = described(list, "Distinct channels used (at most 8).")
 
-    purchases: int = 0
-    total_spend: float = 0.0
-    first_purchase_at: float | None = None
-    last_purchase_at: float | None = None
-    coupon_orders: int = 0
+    # purchases
+    purchases: Annotated[int, Field(alias="p")] = 0
+    total_spend: Annotated[float, Field(alias="sp")] = 0.0
+    first_purchase_at: Annotated[float | None, Field(alias="fp")] = None
+    last_purchase_at: Annotated[float | None, Field(alias="lp")] = None
+    coupon_orders: Annotated[int, Field(alias="co")] = 0
+    first_view_at: Annotated[float | None, Field(alias="fv")] = None
+    pre_buy_events: Annotated[int, Field(alias="be")] = 0
+    pre_buy_reviews: Annotated[int, Field(alias="br")] = 0
+    pre_buy_cart_churn: Annotated[int, Field(alias="bc")] = 0
 
-    support_contacts: int = 0
-    support_sentiment_sum: float = 0.0
-    support_sentiment_n: int = 0
-    scores: dict[str, float] = described(dict, "Latest csat / nps / ces / rating.")
+    # support, surveys, reviews
+    support_contacts: Annotated[int, Field(alias="sc")] = 0
+    support_sentiment_sum: Annotated[float, Field(alias="ss")] = 0.0
+    support_sentiment_n: Annotated[int, Field(alias="sn")] = 0
+    support_log: Annotated[list[list[float]], Field(alias="sl")] = described(list, "Latest contacts: [time, sentiment, wait seconds], oldest first.")
+    howto_contacts: Annotated[int, Field(alias="hc")] = 0
+    last_complaint_at: Annotated[float | None, Field(alias="lc")] = None
+    last_change_request_at: Annotated[float | None, Field(alias="lr")] = None
+    # int, as the payload's scores are: a float type turned 3 into 3.0 on the way back from Redis, so
+    # evidence differed between a state kept in memory and one reloaded (batch boundaries, replays).
+    scores: Annotated[dict[str, int], Field(alias="sx")] = described(dict, "Latest csat / nps / ces / rating.")
+    surveys: Annotated[int, Field(alias="sv")] = 0
+    neutral_surveys: Annotated[int, Field(alias="nv")] = 0
+    negative_reviews: Annotated[int, Field(alias="nr")] = 0
+    last_negative_review_at: Annotated[float | None, Field(alias="ln")] = None
+    last_positive_review_at: Annotated[float | None, Field(alias="lo")] = None
 
-    country: str | None = None
-    language: str | None = None
-    segment: str | None = None
+    country: Annotated[str | None, Field(alias="cy")] = None
+    language: Annotated[str | None, Field(alias="lg")] = None
+    segment: Annotated[str | None, Field(alias="sg")] = None
 
-    lifecycle: str | None = None
-    lifecycle_since: float | None = None
-    traits: dict[str, float] = described(dict, "Trait name -> time it was entered.")
+    # classification
+    lifecycle: Annotated[str | None, Field(alias="lt")] = None
+    lifecycle_since: Annotated[float | None, Field(alias="lts")] = None
+    traits: Annotated[dict[str, float], Field(alias="tr")] = described(dict, "Trait name -> time it was entered.")
+    checked_at: Annotated[float | None, Field(alias="ck")] = None  # the instant the rules last judged this customer
+    due_at: Annotated[float | None, Field(alias="du")] = None  # when time alone could next change them (kept: computed once per change)
 
-    actions_sent: dict[str, float] = described(dict, "Action -> last time sent (cooldowns).")
-    actions_suppressed: int = 0
-    recent_events: list[str] = described(list, "Fingerprints of the latest event ids.")
+    # actions
+    actions_sent: Annotated[dict[str, float], Field(alias="as")] = described(dict, "Action -> last time sent (cooldowns).")
+    marketing_log: Annotated[list[float], Field(alias="ml")] = described(list, "Times of the latest marketing sends (the weekly cap).")
+    final_win_back_at: Annotated[float | None, Field(alias="fw")] = None
+    actions_suppressed: Annotated[int, Field(alias="su")] = 0
+    suppressed_log: Annotated[list[list], Field(alias="sq")] = described(list, "Latest suppressions: [time, action, reason].")
+    recent_events: Annotated[str, Field(alias="re")] = ""  # fingerprints of the latest event ids, 8 characters each, oldest first
 
-    def clone(self) -> "CustomerState":
+    def seen(self, fingerprint: str) -> bool:
+        """Whether this fingerprint is among the recent events (they are fixed-width, so compare aligned)."""
+        events, at = self.recent_events, self.recent_events.find(fingerprint)
+        while at != -1:
+            if at % len(fingerprint) == 0:
+                return True
+            at = events.find(fingerprint, at + 1)
+        return False
+
+    def remember(self, fingerprint: str, window: int) -> None:
+        self.recent_events = (self.recent_events + fingerprint)[-window * len(fingerprint):]
+
+    def clone(self) -> CustomerState:
         """A copy whose containers can be changed without touching this one (spelled out: it runs per event)."""
         return CustomerState(
             self.customer_id, self.first_seen, self.last_seen, dict(self.last_by_stage), dict(self.counts),
+            list(self.channels),
             self.purchases, self.total_spend, self.first_purchase_at, self.last_purchase_at, self.coupon_orders,
-            self.support_contacts, self.support_sentiment_sum, self.support_sentiment_n, dict(self.scores),
+            self.first_view_at, self.pre_buy_events, self.pre_buy_reviews, self.pre_buy_cart_churn,
+            self.support_contacts, self.support_sentiment_sum, self.support_sentiment_n,
+            [list(entry) for entry in self.support_log], self.howto_contacts, self.last_complaint_at,
+            self.last_change_request_at, dict(self.scores), self.surveys, self.neutral_surveys,
+            self.negative_reviews, self.last_negative_review_at, self.last_positive_review_at,
             self.country, self.language, self.segment,
-            self.lifecycle, self.lifecycle_since, dict(self.traits),
-            dict(self.actions_sent), self.actions_suppressed, list(self.recent_events),
+            self.lifecycle, self.lifecycle_since, dict(self.traits), self.checked_at, self.due_at,
+            dict(self.actions_sent), list(self.marketing_log), self.final_win_back_at, self.actions_suppressed,
+            [list(entry) for entry in self.suppressed_log], self.recent_events,
         )
 
     def to_json(self) -> bytes:
@@ -71,11 +120,12 @@ class CustomerState:
         return _ADAPTER.dump_json(self, exclude_defaults=True)
 
     @staticmethod
-    def from_json(raw: bytes | str) -> "CustomerState":
+    def from_json(raw: bytes | str) -> CustomerState:
         return _ADAPTER.validate_json(raw)
 
     def as_dict(self) -> dict:
-        return _ADAPTER.dump_python(self)
+        """Every field by its Python name (for people and tests; Redis holds the short keys)."""
+        return _ADAPTER.dump_python(self, by_alias=False)
 
     @property
     def average_spend(self) -> float:

@@ -6,10 +6,14 @@
 --
 -- KEYS[1] offset hash (fields offset, clock)   KEYS[2] outbox list   KEYS[3] due zset
 -- KEYS[4..] customer state keys
--- ARGV[1] expected offset ('' = none yet)   ARGV[2] new offset   ARGV[3] new clock
+-- ARGV[1] expected offset ('' = none yet)   ARGV[2] new offset
+-- ARGV[3] new clock: stored as max(stored clock, ARGV[3]), so the clock never moves backwards
 -- ARGV[4] the state JSON of KEYS[4..], joined by newlines (compact JSON has none of its own)
 -- ARGV[5] due times as a JSON array of [customer id, score or null to remove]
--- ARGV[6] outbox entries (JSON), joined by newlines, appended in order
+-- ARGV[6] outbox entries (topic TAB key TAB JSON), joined by newlines, appended in order
+-- ARGV[7] the type-changes topic, ARGV[8] the history key prefix: each type change is also
+--         pushed onto <prefix><customer id> (latest first, HISTORY_KEPT kept) for `journey explain`
+--         (keys built here, not declared: fine on one Redis, not on a Redis Cluster)
 -- Few, large arguments: packing thousands of small ones cost the client more than the work.
 -- Returns {1, outbox length before the append} or {0, stored offset} when fenced.
 local current = redis.call('HGET', KEYS[1], 'offset') or ''
@@ -47,5 +51,21 @@ local entries = lines(ARGV[6])
 for first = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(entries, first, math.min(first + 999, #entries)))
 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'clock', ARGV[3])
+local history_topic, history_prefix = ARGV[7], ARGV[8]
+for _, entry in ipairs(entries) do
+  local tab1 = string.find(entry, '\t', 1, true)
+  if string.sub(entry, 1, tab1 - 1) == history_topic then
+    local tab2 = string.find(entry, '\t', tab1 + 1, true)
+    local key = history_prefix .. string.sub(entry, tab1 + 1, tab2 - 1)
+    redis.call('LPUSH', key, string.sub(entry, tab2 + 1))
+    redis.call('LTRIM', key, 0, 19)
+  end
+end
+-- The clock never moves back: `journey advance-clock` may have moved it on since this batch read it.
+local stored_clock = redis.call('HGET', KEYS[1], 'clock')
+local clock = ARGV[3]
+if stored_clock and tonumber(stored_clock) and tonumber(stored_clock) > tonumber(clock) then
+  clock = stored_clock
+end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'clock', clock)
 return {1, leftover}

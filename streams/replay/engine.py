@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from schemas import NurtureAction, TouchpointEvent, TypeChange
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
-from streams.core.playbook import DEFAULT_PLAYBOOK, Playbook
-from streams.settings import Thresholds
+from streams.model import Model
 
 
 @dataclass
@@ -39,19 +38,14 @@ class ReplayCounts:
     changes: int = 0
     actions: int = 0
     suppressed: Counter = field(default_factory=Counter)  # action -> times suppressed
+    suppressed_why: Counter = field(default_factory=Counter)  # (action, reason) -> times
 
 
 class OfflineReplay:
     """Feeds events through the core in file order; `states` may be any mapping (in memory by default)."""
 
-    def __init__(
-        self,
-        thresholds: Thresholds,
-        playbook: Playbook = DEFAULT_PLAYBOOK,
-        states: MutableMapping[str, CustomerState] | None = None,
-    ) -> None:
-        self.thresholds = thresholds
-        self.playbook = playbook
+    def __init__(self, model: Model, states: MutableMapping[str, CustomerState] | None = None) -> None:
+        self.model = model
         self.states: MutableMapping[str, CustomerState] = {} if states is None else states
         self.clock: float | None = None
         self.counts = ReplayCounts()
@@ -60,17 +54,22 @@ class OfflineReplay:
 
     def _keep(self, outcome: Outcome, emitted: Emitted) -> None:
         state = outcome.state
-        self.states[state.customer_id] = state
-        due = next_due(state, self.thresholds)
+        customer_id = state.customer_id
+        self.states[customer_id] = state
+        due = next_due(state, self.model)
         if due is None:
-            self._due_of.pop(state.customer_id, None)
-        elif self._due_of.get(state.customer_id) != due:
-            self._due_of[state.customer_id] = due
-            heapq.heappush(self._due, (due, state.customer_id))
-        emitted.add(outcome)
-        self.counts.changes += len(outcome.changes)
-        self.counts.actions += len(outcome.actions)
-        self.counts.suppressed.update(outcome.suppressed)
+            self._due_of.pop(customer_id, None)
+        elif self._due_of.get(customer_id) != due:
+            self._due_of[customer_id] = due
+            heapq.heappush(self._due, (due, customer_id))
+        if outcome.changes:  # most events change nothing: skip the bookkeeping
+            emitted.add(outcome)
+            self.counts.changes += len(outcome.changes)
+            self.counts.actions += len(outcome.actions)
+        if outcome.suppressed:  # a suppression needs no change of this step (it may follow an earlier one)
+            for item in outcome.suppressed:
+                self.counts.suppressed[item.action] += 1
+                self.counts.suppressed_why[(item.action, item.reason)] += 1
 
     def advance_to(self, now: float) -> Emitted:
         """Move the clock to `now` (never back) and fire every inactivity check due by then."""
@@ -83,14 +82,32 @@ class OfflineReplay:
             if self._due_of.get(customer_id) != due:
                 continue  # superseded by a later event of this customer
             del self._due_of[customer_id]
-            self._keep(advance(self.states[customer_id], now, self.thresholds, self.playbook), emitted)
+            self._keep(advance(self.states[customer_id], now, self.model, in_place=True), emitted)
         return emitted
+
+    def due_by(self, now: float) -> list[str]:
+        """The customers `advance_to(now)` would read, in its order: for stores that load ahead.
+
+        Walks only the part of the heap at or below `now` (a heap's children are never earlier).
+        """
+        heap, found, todo = self._due, [], [0] if self._due else []
+        while todo:
+            i = todo.pop()
+            due, customer_id = heap[i]
+            if due <= now:
+                if self._due_of.get(customer_id) == due:
+                    found.append((due, customer_id))
+                todo.extend(j for j in (2 * i + 1, 2 * i + 2) if j < len(heap))
+        return [customer_id for _, customer_id in sorted(found)]
 
     def apply(self, event: TouchpointEvent) -> Emitted:
         """Apply one event: first the clock moves to its time, then the event is folded in."""
-        emitted = self.advance_to(event.occurred_ts)
+        ts = event.occurred_ts
+        emitted = self.advance_to(ts) if self.clock is None or ts > self.clock else Emitted()
         self.counts.events += 1
-        outcome = apply_event(self.states.get(event.customer_id), event, self.thresholds, self.playbook)
+        # In place: the replay owns its states and keeps only the new one, so the copy that keeps
+        # `apply_event` pure for the worker would be pure cost here.
+        outcome = apply_event(self.states.get(event.customer_id), event, self.model, in_place=True)
         if outcome.duplicate:
             self.counts.duplicates += 1
             return emitted

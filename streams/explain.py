@@ -1,0 +1,100 @@
+"""`journey explain` and `journey types`: why a customer is what they are, and what every type means.
+
+`explain` reads one customer's state and history from Redis and judges them again with the
+rules in force, at the instant the rules last judged them, so what it shows is what the
+worker decided — every rule that holds, with the signal values it read.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.core.state import CustomerState
+from streams.model import Model
+from streams.rules.signals import CATALOGUE
+
+
+def _when(ts: float | None) -> str:
+    return "—" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _shown(evidence: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in evidence.items())
+
+
+def render_customer(console: Console, state: CustomerState, history: list[dict], model: Model) -> None:
+    """Print one customer's types, the rules that hold with their evidence, changes and actions."""
+    rules = model.rules
+    at = state.checked_at if state.checked_at is not None else state.last_seen
+    values = rules.values(state, at)
+    traits = ", ".join(f"{t} (since {_when(since)})" for t, since in sorted(state.traits.items())) or "none"
+    console.print(f"[bold]{state.customer_id}[/]: lifecycle [bold]{state.lifecycle}[/] since "
+                  f"{_when(state.lifecycle_since)}; traits: {traits}")
+    console.print(f"judged at {_when(at)}; next look without an event: {_when(state.due_at)}")
+
+    holding = Table(title=f"Rules that hold ({rules.source})")
+    holding.add_column("rule")
+    holding.add_column("evidence")
+    decided = rules.lifecycle_type(values)
+    for rule in rules.lifecycle:
+        if rule.when(values):
+            mark = " [green](decides: first in precedence)[/]" if rule is decided else ""
+            holding.add_row(f"lifecycle.{rule.type}{mark}", _shown(rules.evidence(rule, values)))
+    for rule in rules.traits:
+        if rule.when(values):
+            holding.add_row(f"trait.{rule.type}", _shown(rules.evidence(rule, values)))
+    console.print(holding)
+
+    changes = Table(title="Recent type changes (newest first)")
+    for column in ("at", "change", "rule", "evidence", "caused by"):
+        changes.add_column(column)
+    for change in history:
+        what = (f"{change['from'] or '—'} → {change['to']}" if change["dimension"] == "lifecycle"
+                else f"+{change['to']}" if change["to"] else f"−{change['from']}")
+        changes.add_row(change["at"][:16], what, change["reason"]["rule"], _shown(change["reason"]["evidence"]),
+                        change["caused_by"])
+    console.print(changes)
+
+    actions = Table(title=f"Actions sent (last time each) — {state.actions_suppressed} suppressed in all")
+    actions.add_column("action")
+    actions.add_column("last sent")
+    for name, sent_at in sorted(state.actions_sent.items(), key=lambda kv: -kv[1]):
+        actions.add_row(name, _when(sent_at))
+    for sent_at, name, reason in reversed(state.suppressed_log):
+        actions.add_row(f"[yellow]{name} (suppressed)[/]", f"{_when(sent_at)}: {reason}")
+    console.print(actions)
+
+
+def render_types(console: Console, model: Model, signals: bool = False) -> None:
+    """Every type with its rule and the actions it triggers (and, with `signals`, every signal)."""
+    playbook = model.playbook
+    for title, section in (("Lifecycle types (first that holds decides)", model.rules.spec.lifecycle),
+                           ("Traits", model.rules.spec.traits)):
+        table = Table(title=title, show_lines=True)
+        for column in ("type", "rule", "actions on entering"):
+            table.add_column(column)
+        for rule in section:
+            name = rule.type if rule.enabled else f"{rule.type} [dim](disabled)[/]"
+            condition = rule.when.describe()
+            if getattr(rule, "clear_when", None) is not None:
+                condition += "\ncleared when: " + rule.clear_when.describe()
+            acts = [f"{a} ({playbook.actions[a].kind.value}, {playbook.actions[a].channel}, "
+                    f"cooldown {playbook.actions[a].cooldown_days:g} d)" for a in playbook.triggers.get(rule.type, ())]
+            table.add_row(f"{name}\n[dim]{rule.description}[/]", condition, "\n".join(acts) or "—")
+        console.print(table)
+    console.print(f"Caps: at most {playbook.cap} marketing messages per customer per 7 days. "
+                  f"No promotion while: {', '.join(sorted(playbook.mood)) or 'never suppressed'}. "
+                  f"Lapsed customers get {playbook.last_win_back or 'no'} last win-back, then nothing.")
+    if signals:
+        table = Table(title="Signals a rule may read")
+        for column in ("signal", "kind", "what"):
+            table.add_column(column)
+        for signal in CATALOGUE.values():
+            kind = "age, days" if signal.anchor else "window count" if signal.expiries else signal.kind
+            table.add_row(signal.name, kind, signal.doc)
+        console.print(table)
+

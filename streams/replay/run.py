@@ -1,0 +1,181 @@
+"""One offline replay: records in, `changes.jsonl` / `actions.jsonl` / `dead-letters.jsonl` and a report out.
+
+Input and output are streamed a chunk at a time, so memory grows with the number of
+customers (their states), not with the number of events. States live in memory, or with
+`redis_url` in a bounded write-back cache over Redis (`RedisStates`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+from schemas import Dimension
+from streams.model import Model
+from streams.replay.engine import Emitted, OfflineReplay
+from streams.replay.records import SourceRecord
+from streams.replay.redis_states import RedisStates
+from streams.replay.report import ReplayReport, reason_of
+
+#: Records read, applied and written per step. In memory a small chunk keeps the records it holds
+#: in the CPU cache (measured ~10% faster than 2048); with Redis a chunk is one batch load.
+CHUNK = 128
+REDIS_CHUNK = 2048
+#: `progress` is called about this often (in records).
+PROGRESS_EVERY = 4096
+OUTPUT_FILES = ("changes.jsonl", "actions.jsonl", "dead-letters.jsonl")
+
+
+class ReplayError(RuntimeError):
+    """The core raised on a record: a bug to see, not bad input to dead-letter."""
+
+
+class _Outputs:
+    """The three output files, written a chunk at a time (nothing is kept once written)."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.files = None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.files = [open(out_dir / name, "wb") for name in OUTPUT_FILES]
+        self.pending: list[list[bytes]] = [[], [], []]
+
+    def write(self) -> None:
+        for lines, file in zip(self.pending, self.files or (), strict=False):  # no files: nothing written
+            if lines:
+                lines.append(b"")
+                file.write(b"\n".join(lines))
+        for lines in self.pending:
+            lines.clear()
+
+    def close(self) -> None:
+        self.write()
+        for file in self.files or ():
+            file.close()
+
+
+def run_replay(
+    records: Iterable[SourceRecord],
+    model: Model,
+    until: datetime | float | None = None,
+    out_dir: str | Path | None = None,
+    redis_url: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    redis_prefix: str = "replay:c:",
+    redis_cache: int = 50_000,
+) -> ReplayReport:
+    """Replay `records` through the core with `model` (rules, playbook: `Settings().load_model()`)
+    in their order; `until` then moves the clock on.
+
+    `progress(records_done)` is called every few thousand records and at the end. With
+    `out_dir` None nothing is written (the report is still complete). With `redis_url`, at most
+    about `redis_cache` states are held in memory; the others wait in Redis under `redis_prefix`.
+    """
+    started = time.perf_counter()
+    until_ts = until.timestamp() if isinstance(until, datetime) else until
+    store = RedisStates.from_url(redis_url, prefix=redis_prefix, capacity=redis_cache) if redis_url else None
+    replay = OfflineReplay(model, store)
+    report = ReplayReport(out_dir=None if out_dir is None else Path(out_dir),
+                          until=None if until_ts is None else _iso(until_ts))
+    out = _Outputs(report.out_dir)
+    try:
+        next_progress = PROGRESS_EVERY
+        # With Redis, a chunk's customers must fit in the cache with room to spare (one load per chunk).
+        size = CHUNK if store is None else max(64, min(REDIS_CHUNK, store.capacity // 4))
+        for chunk in _chunks(records, size):
+            if store is not None:
+                latest = max((r.event.occurred_ts for r in chunk if r.event is not None), default=None)
+                due = replay.due_by(latest) if latest is not None else []
+                store.prepare(due + [r.event.customer_id for r in chunk if r.event is not None])
+            _apply_chunk(replay, chunk, out, report)
+            out.write()
+            if progress is not None and report.records >= next_progress:
+                progress(report.records)
+                next_progress = report.records + PROGRESS_EVERY
+        if until_ts is not None:
+            if store is not None:
+                store.prepare(replay.due_by(until_ts))
+            _tally(replay.advance_to(until_ts), out, report)
+        _final_counts(replay, report, store)
+        if progress is not None:
+            progress(report.records)
+    finally:
+        out.close()
+        if store is not None:
+            store.client.close()
+    report.elapsed_s = time.perf_counter() - started
+    if report.out_dir is not None:
+        _write_summary(report)
+    return report
+
+
+def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs, report: ReplayReport) -> None:
+    dead = out.pending[2]
+    apply = replay.apply
+    for record in chunk:
+        event = record.event
+        if event is None:
+            error = record.error or "no event"
+            dead.append(json.dumps({"line": record.line, "error": error}, ensure_ascii=False).encode())
+            report.dead_lettered[reason_of(error)] += 1
+            continue
+        try:
+            emitted = apply(event)
+        except Exception as exc:
+            raise ReplayError(f"{record.source}:{record.line}: the core raised {exc!r}") from exc
+        if emitted.changes:
+            _tally(emitted, out, report)
+    report.records += len(chunk)
+
+
+def _tally(emitted: Emitted, out: _Outputs, report: ReplayReport) -> None:
+    """Serialise what a step emitted (in emission order) and count it for the report."""
+    changes, actions = out.pending[0], out.pending[1]
+    for change in emitted.changes:
+        changes.append(change.__pydantic_serializer__.to_json(change, by_alias=True))
+        if change.dimension is Dimension.LIFECYCLE:
+            report.transitions[(change.from_, change.to)] += 1
+        elif change.to is not None:
+            report.traits_entered[change.to] += 1
+        else:
+            report.traits_cleared[change.from_] += 1
+    for action in emitted.actions:
+        actions.append(action.__pydantic_serializer__.to_json(action, by_alias=True))
+        report.actions_sent[action.action] += 1
+
+
+def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisStates | None) -> None:
+    counts = replay.counts
+    report.events, report.duplicates = counts.events, counts.duplicates
+    report.changes, report.actions = counts.changes, counts.actions
+    report.actions_suppressed.update(counts.suppressed)
+    for (action, reason), n in counts.suppressed_why.items():
+        report.suppressed_why[(action, reason_of(reason))] += n
+    for state in (replay.states.values() if store is None else store.iter_states()):
+        report.customers += 1
+        if state.lifecycle is not None:
+            report.lifecycle[state.lifecycle] += 1
+        report.traits.update(state.traits.keys())
+    if store is not None:
+        report.store = {"redis_round_trips": store.round_trips, "states_evicted": store.evicted}
+
+
+def _write_summary(report: ReplayReport) -> None:
+    from streams.replay.chart import transitions_svg
+
+    (report.out_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n")
+    (report.out_dir / "transitions.svg").write_text(transitions_svg(report.transitions))
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
+    it = iter(records)
+    while chunk := list(islice(it, size)):
+        yield chunk
