@@ -65,7 +65,7 @@ class Playbook:
                 del state.marketing_log[: -max(self.cap, 1)]
             if name == self.last_win_back and state.lifecycle == "lapsed":
                 state.final_win_back_at = at
-            sent.append(NurtureAction(
+            sent.append(NurtureAction.model_construct(  # built from checked values: see engine._change
                 action_id=ids.action_id(change.change_id, name),
                 customer_id=state.customer_id,
                 action=name,

@@ -146,11 +146,14 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str,
 
 def _change(state: CustomerState, dimension: Dimension, from_: str | None, to: str | None,
             reason: Reason, caused_by: str, at: float) -> TypeChange:
-    return TypeChange(
+    # `model_construct`: every value here is made by the core, already of its type; validating
+    # them again was a tenth of the worker's time. tests/test_schemas.py checks what comes out
+    # against the published JSON Schemas.
+    return TypeChange.model_construct(
         change_id=ids.change_id(state.customer_id, dimension, from_, to, caused_by),
         customer_id=state.customer_id,
         dimension=dimension,
-        **{"from": from_},
+        from_=from_,
         to=to,
         reason=reason,
         caused_by=caused_by,
@@ -171,7 +174,7 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
     judge_lifecycle, traits = rules.affected_by(marks)
     rule = rules.lifecycle_type(values) if judge_lifecycle or state.lifecycle is None else None
     if rule is not None and rule.type != state.lifecycle:
-        reason = Reason(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
+        reason = Reason.model_construct(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
         change = _change(state, Dimension.LIFECYCLE, state.lifecycle, rule.type, reason, caused_by, at)
         if state.lifecycle == "lapsed":
             state.final_win_back_at = None  # back from lapsed: marketing may reach them again
@@ -180,14 +183,14 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
         entered.append(change)
     added, dropped = rules.traits_now(values, state.traits, traits)
     for trait in added:
-        reason = Reason(rule=f"trait.{trait.type}", evidence=rules.evidence(trait, values))
+        reason = Reason.model_construct(rule=f"trait.{trait.type}", evidence=rules.evidence(trait, values))
         change = _change(state, Dimension.TRAIT, None, trait.type, reason, caused_by, at)
         state.traits[trait.type] = at
         out.changes.append(change)
         entered.append(change)
     for trait in dropped:
         evidence = {"since": iso(state.traits[trait.type]), **rules.evidence(trait, values)}
-        reason = Reason(rule=f"trait.{trait.type}.cleared", evidence=evidence)
+        reason = Reason.model_construct(rule=f"trait.{trait.type}.cleared", evidence=evidence)
         out.changes.append(_change(state, Dimension.TRAIT, trait.type, None, reason, caused_by, at))
         del state.traits[trait.type]
     for change in entered:
