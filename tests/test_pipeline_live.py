@@ -7,8 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 
 from streams import sample
+from streams.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +75,18 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     # the history `journey explain` reads holds the changes, newest first
     history = [json.loads(h) for h in d.redis.lrange(f"{d.settings.key_prefix}:h:alice", 0, -1)]
     assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
+
+    # `journey explain alice` tells it back: her types, the rules that hold, her changes, sent and suppressed
+    env = {"JOURNEY_REDIS_URL": d.settings.redis_url, "JOURNEY_KEY_PREFIX": d.settings.key_prefix, "COLUMNS": "240"}
+    result = CliRunner().invoke(main, ["explain", "alice"], env=env)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "lifecycle loyal" in text and "efficient" in text
+    assert "lifecycle.loyal" in text and "purchases=4" in text
+    assert "at_risk → loyal" in text and "alice-5" in text
+    assert "loyalty_programme_invite (suppressed)" in text and "cooldown" in text
+    missing = CliRunner().invoke(main, ["explain", "nobody"], env=env)
+    assert missing.exit_code == 1 and "no customer 'nobody'" in missing.output
 
 
 def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy):
