@@ -45,16 +45,10 @@ def advance_clock(until: str) -> None:
     The worker's next sweep then fires every inactivity check due by then, as the offline replay's
     `--until` does. Run it after the worker has applied the replayed input.
     """
-    from datetime import datetime
-
+    from streams.replay.command import parse_until
     from streams.store import advance_event_clock
 
-    try:
-        at = datetime.fromisoformat(until)
-    except ValueError as exc:
-        raise click.BadParameter(f"not an ISO 8601 time: {until!r}", param_hint="--until") from exc
-    if at.tzinfo is None:
-        raise click.BadParameter(f"{until!r} has no timezone (add Z or +00:00)", param_hint="--until")
+    at = parse_until(until)
     settings = Settings()
     clocks = asyncio.run(advance_event_clock(settings, at.timestamp()))
     for partition, clock in clocks.items():
