@@ -45,6 +45,8 @@ def advance_clock(until: str) -> None:
     The worker's next sweep then fires every inactivity check due by then, as the offline replay's
     `--until` does. Run it after the worker has applied the replayed input.
     """
+    from datetime import datetime
+
     from streams.replay.command import parse_until
     from streams.store import advance_event_clock
 

@@ -7,7 +7,6 @@ worker decided — every rule that holds, with the signal values it read.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from rich.console import Console
