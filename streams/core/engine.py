@@ -169,9 +169,13 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
     it can affect are judged again.
     """
     rules = model.rules
+    judge_lifecycle, traits = rules.affected_by(marks)
+    if not judge_lifecycle and not traits and state.lifecycle is not None:  # nothing this event touches decides anything
+        if state.checked_at is None or now > state.checked_at:
+            state.checked_at = now
+        return
     values = rules.values(state, now)
     entered: list[TypeChange] = []
-    judge_lifecycle, traits = rules.affected_by(marks)
     rule = rules.lifecycle_type(values) if judge_lifecycle or state.lifecycle is None else None
     if rule is not None and rule.type != state.lifecycle:
         reason = Reason.model_construct(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
