@@ -89,6 +89,7 @@ class Watcher:
         self.lifecycle: dict[str, str] = {}
         self.traits: dict[str, set[str]] = {}
         self.trait_moves: Counter = Counter()
+        self.waiting: dict[str, list[dict]] = {}  # actions whose change has not been read yet
         self.transitions: Counter = Counter()
         self.actions: Counter = Counter()
         self.dead: Counter = Counter()
@@ -122,18 +123,26 @@ class Watcher:
                     f"[dim]{msg['at'][:10]}[/] {customer}  [bold]{what}[/]"
                     f"  [dim]{msg['reason']['rule']}: {ev} (cause {msg['caused_by']})[/]"
                 )
+            for action in self.waiting.pop(msg["change_id"], []):
+                self._print_action(action)
         elif topic == s.topic_nurture_actions:
             if msg["action_id"] in self.seen_ids:
                 return
             self.seen_ids.add(msg["action_id"])
             self.actions[msg["action"]] += 1
-            if not self.quiet:
-                self.console.print(f"    [green]↳ {msg['action']}[/] via {msg['channel']} ({msg['priority']})")
+            if msg["triggered_by"] in self.seen_ids:
+                self._print_action(msg)
+            else:  # the topics are read independently: show it under its change once that arrives
+                self.waiting.setdefault(msg["triggered_by"], []).append(msg)
         elif topic == s.topic_dead_letter:
             self.dead[msg["error"][:70]] += 1
             self.console.print(
                 f"[red]✗ dead-letter[/] partition {msg['source_partition']} offset {msg['source_offset']}: {msg['error'][:120]}"
             )
+
+    def _print_action(self, msg: dict) -> None:
+        if not self.quiet:
+            self.console.print(f"    [green]↳ {msg['customer_id']}: {msg['action']}[/] via {msg['channel']} ({msg['priority']})")
 
     def summary(self, produced: int, elapsed: float) -> None:
         table = Table(title="Customers per lifecycle type")
