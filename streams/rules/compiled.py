@@ -1,8 +1,8 @@
 """Rules turned into plain closures once, at start-up, so classifying an event costs little.
 
 `Rules.lifecycle_type` and `Rules.traits_now` are what the core calls per event; they
-compute each signal at most once per call. `Rules.explain` gives the evidence (the values of
-every signal a rule read, and its thresholds) — built only when something changed.
+compute each signal at most once per call. `Rules.evidence` gives the values of every signal a
+rule read (its thresholds are in the rule: `journey types`) — built only when something changed.
 `Rules.next_due` says when time alone could next change the answer.
 """
 
@@ -157,7 +157,6 @@ class CompiledRule:
     when: Test
     clear_when: Test | None
     reads: tuple[str, ...]
-    thresholds: dict
     #: The touchpoint kinds whose events can change this rule's answer (None: any event).
     on: frozenset[str] | None = None
 
@@ -199,8 +198,7 @@ class Rules:
         kinds = [CATALOGUE[name].on for name in reads]
         on = None if any(k is None for k in kinds) else frozenset().union(*kinds)
         return CompiledRule(rule.type, rule.description, compile_condition(rule.when),
-                            None if clear is None else compile_condition(clear), tuple(reads),
-                            rule.when.model_dump(by_alias=True, exclude_none=True), on)
+                            None if clear is None else compile_condition(clear), tuple(reads), on)
 
     # --- per event
     def values(self, state: CustomerState, now: float) -> Values:
@@ -245,7 +243,7 @@ class Rules:
                 added.append(rule)
         for name in held:  # a trait the rules no longer define (or that was disabled) is dropped
             if name not in self._trait_names:
-                dropped.append(CompiledRule(name, "no longer defined in the rules", lambda v: False, None, (), {}))
+                dropped.append(CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ()))
         return added, dropped
 
     @staticmethod
