@@ -16,6 +16,7 @@ from schemas import NurtureAction, TypeChange
 from streams.actions.model import Action, Kind, PlaybookFile
 from streams.core import ids
 from streams.core.state import CustomerState
+from streams.core.trusted import trusted
 from streams.yamlfile import load_model
 
 DEFAULT_PLAYBOOK_FILE = Path(__file__).with_name("default.yaml")
@@ -23,6 +24,7 @@ DAY = 86_400.0
 WEEK = 7 * DAY
 #: Suppressions remembered per customer for `journey explain` (the count is kept in full).
 SUPPRESSED_KEPT = 3
+_nurture_action = trusted(NurtureAction)
 
 
 class PlaybookError(ValueError):
@@ -65,7 +67,7 @@ class Playbook:
                 del state.marketing_log[: -max(self.cap, 1)]
             if name == self.last_win_back and state.lifecycle == "lapsed":
                 state.final_win_back_at = at
-            sent.append(NurtureAction.model_construct(  # built from checked values: see engine._change
+            sent.append(_nurture_action(  # built from checked values: see engine._change
                 action_id=ids.action_id(change.change_id, name),
                 customer_id=state.customer_id,
                 action=name,

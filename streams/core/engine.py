@@ -16,6 +16,7 @@ from schemas import Dimension, NurtureAction, Reason, Stage, Touchpoint, Touchpo
 from schemas import OrderPayload, ScorePayload, SupportPayload
 from streams.core import ids
 from streams.core.state import CustomerState
+from streams.core.trusted import trusted
 
 if TYPE_CHECKING:
     from streams.model import Model
@@ -36,6 +37,7 @@ _STAGE_VALUE = {stage: stage.value for stage in Stage}
 _KIND_VALUE = {kind: kind.value for kind in Touchpoint}
 _SCORES = ("csat", "nps", "ces", "rating")
 _NEUTRAL = {"csat": (3,), "nps": (7, 8), "ces": (4,), "rating": (3,)}
+_type_change, _reason = trusted(TypeChange), trusted(Reason)
 
 
 @dataclass(slots=True)
@@ -146,10 +148,8 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str,
 
 def _change(state: CustomerState, dimension: Dimension, from_: str | None, to: str | None,
             reason: Reason, caused_by: str, at: float) -> TypeChange:
-    # `model_construct`: every value here is made by the core, already of its type; validating
-    # them again was a tenth of the worker's time. tests/test_schemas.py checks what comes out
-    # against the published JSON Schemas.
-    return TypeChange.model_construct(
+    # Not validated again: every value here is made by the core, already of its type (`trusted`).
+    return _type_change(
         change_id=ids.change_id(state.customer_id, dimension, from_, to, caused_by),
         customer_id=state.customer_id,
         dimension=dimension,
@@ -169,32 +169,33 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
     it can affect are judged again.
     """
     rules = model.rules
-    judge_lifecycle, traits = rules.affected_by(marks)
-    if not judge_lifecycle and not traits and state.lifecycle is not None:  # nothing this event touches decides anything
+    judge = rules.judge_for(marks, state.lifecycle is None)
+    if judge is None:  # nothing this event touches decides anything
         if state.checked_at is None or now > state.checked_at:
             state.checked_at = now
         return
-    values = rules.values(state, now)
+    rule, added, dropped = judge(state, now, state.traits)
+    if state.traits:
+        dropped += rules.undefined_traits(state.traits)
+    values = rules.values(state, now) if added or dropped or (rule is not None and rule.type != state.lifecycle) else None
     entered: list[TypeChange] = []
-    rule = rules.lifecycle_type(values) if judge_lifecycle or state.lifecycle is None else None
     if rule is not None and rule.type != state.lifecycle:
-        reason = Reason.model_construct(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
+        reason = _reason(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
         change = _change(state, Dimension.LIFECYCLE, state.lifecycle, rule.type, reason, caused_by, at)
         if state.lifecycle == "lapsed":
             state.final_win_back_at = None  # back from lapsed: marketing may reach them again
         state.lifecycle, state.lifecycle_since = rule.type, at
         out.changes.append(change)
         entered.append(change)
-    added, dropped = rules.traits_now(values, state.traits, traits)
     for trait in added:
-        reason = Reason.model_construct(rule=f"trait.{trait.type}", evidence=rules.evidence(trait, values))
+        reason = _reason(rule=f"trait.{trait.type}", evidence=rules.evidence(trait, values))
         change = _change(state, Dimension.TRAIT, None, trait.type, reason, caused_by, at)
         state.traits[trait.type] = at
         out.changes.append(change)
         entered.append(change)
     for trait in dropped:
         evidence = {"since": iso(state.traits[trait.type]), **rules.evidence(trait, values)}
-        reason = Reason.model_construct(rule=f"trait.{trait.type}.cleared", evidence=evidence)
+        reason = _reason(rule=f"trait.{trait.type}.cleared", evidence=evidence)
         out.changes.append(_change(state, Dimension.TRAIT, trait.type, None, reason, caused_by, at))
         del state.traits[trait.type]
     for change in entered:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.core.state import CustomerState
+from streams.rules.codegen import Judge, build_judge
 from streams.rules.model import Condition, RulesFile, SignalRef
 from streams.rules.signals import CATALOGUE, DAY, Context
 from streams.yamlfile import load_model
@@ -49,21 +50,26 @@ Test = Callable[[Values], bool]
 PRECISION = 9
 
 
-def _threshold(value) -> Callable[[Values], float | None]:
-    ref = value
+def scale(ref: SignalRef) -> Callable[[float | None], float | None]:
+    """The threshold a signal reference gives for its base signal's value (None stays None)."""
+    times, plus, floor, ceil = ref.times, ref.plus, ref.floor, ref.ceil
 
-    def scaled(v: Values) -> float | None:
-        base = v[ref.signal]
+    def scaled(base: float | None) -> float | None:
         if base is None:
             return None
-        out = ref.times * base + ref.plus
-        if ref.floor is not None:
-            out = max(ref.floor, out)
-        if ref.ceil is not None:
-            out = min(ref.ceil, out)
+        out = times * base + plus
+        if floor is not None:
+            out = max(floor, out)
+        if ceil is not None:
+            out = min(ceil, out)
         return round(out, PRECISION)
 
     return scaled
+
+
+def _threshold(ref: SignalRef) -> Callable[[Values], float | None]:
+    scaled, name = scale(ref), ref.signal
+    return lambda v: scaled(v[name])
 
 
 _COMPARE = {
@@ -159,6 +165,9 @@ class CompiledRule:
     reads: tuple[str, ...]
     #: The touchpoint kinds whose events can change this rule's answer (None: any event).
     on: frozenset[str] | None = None
+    #: The conditions as written (for the generated judge, `codegen.py`).
+    condition: Condition | None = None
+    clear_condition: Condition | None = None
 
 
 class Rules:
@@ -181,10 +190,17 @@ class Rules:
             entry = (value, _STRICT_NUDGE if op in ("gt", "lte") else 0.0)
             if entry not in by_signal.setdefault(name, []):
                 by_signal[name].append(entry)
-        self._ages_by_signal = [(CATALOGUE[name].anchor, tuple(checks)) for name, checks in by_signal.items()]
+        # Per age: its anchor and, per threshold, (constant limit or None, scale and base reader, nudge).
+        self._ages_by_signal = [
+            (CATALOGUE[name].anchor,
+             tuple((None, scale(value), CATALOGUE[value.signal].read, nudge) if isinstance(value, SignalRef)
+                   else (value, None, None, nudge) for value, nudge in checks))
+            for name, checks in by_signal.items()]
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
         self._windows = [CATALOGUE[name].expiries for name in sorted(windowed)]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
+        self._judges: dict[tuple[tuple[str, ...] | None, bool], Judge | None] = {}
+        self._prospect = next(r for r in self.lifecycle if r.type == "prospect")
         # What an event must touch for the next due time to move: the anchors and windows, and
         # the signals their thresholds scale.
         timed = {name for name in by_signal} | windowed
@@ -198,7 +214,7 @@ class Rules:
         kinds = [CATALOGUE[name].on for name in reads]
         on = None if any(k is None for k in kinds) else frozenset().union(*kinds)
         return CompiledRule(rule.type, rule.description, compile_condition(rule.when),
-                            None if clear is None else compile_condition(clear), tuple(reads), on)
+                            None if clear is None else compile_condition(clear), tuple(reads), on, rule.when, clear)
 
     # --- per event
     def values(self, state: CustomerState, now: float) -> Values:
@@ -223,6 +239,34 @@ class Rules:
             )
         return found
 
+    def judge_for(self, marks: tuple[str, ...] | None, lifecycle_unknown: bool) -> Judge | None:
+        """The generated judge (`codegen.py`) of every rule an event with these marks can affect.
+
+        None when it affects none and the customer already has a lifecycle type: nothing to judge.
+        The judge's lifecycle answer is None when the lifecycle type is not judged.
+        """
+        key = (marks, lifecycle_unknown)
+        try:
+            return self._judges[key]
+        except KeyError:
+            pass
+        judge_lifecycle, traits = self.affected_by(marks)
+        judge_lifecycle = judge_lifecycle or lifecycle_unknown
+        judge = None
+        if judge_lifecycle or traits:
+            judge = build_judge([(r, r.condition) for r in self.lifecycle] if judge_lifecycle else None,
+                                self._prospect, [(r, r.condition, r.clear_condition) for r in traits],
+                                scale, self.ctx)
+        self._judges[key] = judge
+        return judge
+
+    def undefined_traits(self, held: dict[str, float]) -> list[CompiledRule]:
+        """Traits held that the rules no longer define (or that were disabled): to be dropped."""
+        if self._trait_names.issuperset(held):
+            return []
+        return [CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ())
+                for name in held if name not in self._trait_names]
+
     def lifecycle_type(self, v: Values) -> CompiledRule:
         """The first enabled lifecycle rule that holds (the `prospect` rule must hold for everyone else)."""
         for rule in self.lifecycle:
@@ -241,9 +285,7 @@ class Rules:
                     dropped.append(rule)
             elif rule.when(v):
                 added.append(rule)
-        for name in held:  # a trait the rules no longer define (or that was disabled) is dropped
-            if name not in self._trait_names:
-                dropped.append(CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ()))
+        dropped += self.undefined_traits(held)
         return added, dropped
 
     @staticmethod
@@ -260,20 +302,15 @@ class Rules:
     def next_due(self, state: CustomerState, after: float) -> float | None:
         """The earliest instant after `after` at which time alone may change a rule's answer."""
         best = None
-        v = None
         for anchor_of, checks in self._ages_by_signal:
             anchor = anchor_of(state)
             if anchor is None:
                 continue
-            for value, nudge in checks:
-                if isinstance(value, SignalRef):
-                    if v is None:
-                        v = Values(state, after, self.ctx)
-                    limit = _threshold(value)(v)
+            for limit, scaled, base, nudge in checks:
+                if limit is None:
+                    limit = scaled(base(state, after, self.ctx))
                     if limit is None:
                         continue
-                else:
-                    limit = value
                 at = anchor + limit * DAY + nudge
                 if at > after and (best is None or at < best):
                     best = at
