@@ -15,16 +15,19 @@ from pydantic import BaseModel
 
 
 class OutboundMessage(NamedTuple):
+    """As Kafka takes it: the key and value stay bytes."""
+
     topic: str
-    key: str | None
-    value: str
+    key: bytes | None
+    value: bytes
 
 
-def entry(topic: str, key: str | None, message: BaseModel) -> str:
-    return f"{topic}\t{key or ''}\t{message.model_dump_json(by_alias=True)}"
+def entry(topic: str, key: str | None, message: BaseModel) -> bytes:
+    """The entry's bytes (the serializer is called directly: `model_dump_json` added half its cost again)."""
+    value = message.__pydantic_serializer__.to_json(message, by_alias=True)
+    return b"%s\t%s\t%s" % (topic.encode(), (key or "").encode(), value)
 
 
-def parse(raw: bytes | str) -> OutboundMessage:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    topic, key, value = text.split("\t", 2)
-    return OutboundMessage(topic, key or None, value)
+def parse(raw: bytes) -> OutboundMessage:
+    topic, key, value = raw.split(b"\t", 2)
+    return OutboundMessage(topic.decode(), key or None, value)

@@ -43,7 +43,7 @@ class PartitionCommit:
     clock: float
     states: dict[str, bytes] = field(default_factory=dict)  # compact JSON: no newlines
     due: dict[str, float | None] = field(default_factory=dict)
-    outbox: list[str] = field(default_factory=list)  # JSON entries: no newlines
+    outbox: list[bytes] = field(default_factory=list)  # `outbox.entry`s: no newlines
 
 
 @dataclass(slots=True)
@@ -124,7 +124,7 @@ class JourneyStore:
                 repr(c.clock),
                 b"\n".join(c.states.values()),
                 json.dumps(list(c.due.items())),
-                "\n".join(c.outbox),
+                b"\n".join(c.outbox),
                 self.history_topic,
                 self.history_key(""),
             ]

@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.structs import OffsetAndMetadata
 
 from streams import outbox
@@ -39,6 +39,8 @@ from streams.topics import ensure_topics
 
 log = logging.getLogger("streams.worker")
 _partitioner = DefaultPartitioner()
+#: Customer keys whose murmur2 hash is remembered (aiokafka's murmur2 is pure Python, ~5 µs a key).
+KEY_HASHES_KEPT = 200_000
 #: How often applied offsets are committed to Kafka. Redis holds the exact applied offset of each
 #: partition; Kafka's committed offset only spares a restarted worker re-reading (and skipping) input.
 COMMIT_EVERY_S = 1.0
@@ -67,6 +69,7 @@ class Worker:
         self.batch_lock = asyncio.Lock()
         self._to_commit: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        self._key_hashes: dict[bytes, int] = {}
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024,
@@ -97,8 +100,7 @@ class Worker:
         for m in messages:
             if m.topic not in partitions:
                 partitions[m.topic] = sorted(await self.producer.partitions_for(m.topic))
-            key = None if m.key is None else m.key.encode()
-            by_partition[(m.topic, _partitioner(key, partitions[m.topic], None))].append((key, m.value.encode()))
+            by_partition[(m.topic, self._partition_of(m.key, partitions[m.topic]))].append((m.key, m.value))
         pending = []
         for (topic, partition), records in by_partition.items():
             batch = self.producer.create_batch()
@@ -109,6 +111,17 @@ class Worker:
                     batch.append(key=key, value=value, timestamp=None)
             pending.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
+
+    def _partition_of(self, key: bytes | None, all_partitions: list[int]) -> int:
+        """The partition every Kafka client picks for this key (murmur2, as `DefaultPartitioner`)."""
+        if key is None:
+            return _partitioner(None, all_partitions, None)
+        hashed = self._key_hashes.get(key)
+        if hashed is None:
+            if len(self._key_hashes) >= KEY_HASHES_KEPT:
+                self._key_hashes.clear()
+            hashed = self._key_hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topic_touchpoints

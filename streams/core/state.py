@@ -99,20 +99,24 @@ class CustomerState:
         self.recent_events = (self.recent_events + fingerprint)[-window * len(fingerprint):]
 
     def clone(self) -> CustomerState:
-        """A copy whose containers can be changed without touching this one (spelled out: it runs per event)."""
+        """A copy whose containers can be changed without touching this one (spelled out: it runs per event).
+
+        The entries of `support_log` and `suppressed_log` are never changed once appended, so the
+        copies of those lists share them.
+        """
         return CustomerState(
             self.customer_id, self.first_seen, self.last_seen, dict(self.last_by_stage), dict(self.counts),
             list(self.channels),
             self.purchases, self.total_spend, self.first_purchase_at, self.last_purchase_at, self.coupon_orders,
             self.first_view_at, self.pre_buy_events, self.pre_buy_reviews, self.pre_buy_cart_churn,
             self.support_contacts, self.support_sentiment_sum, self.support_sentiment_n,
-            [list(entry) for entry in self.support_log], self.howto_contacts, self.last_complaint_at,
+            list(self.support_log), self.howto_contacts, self.last_complaint_at,
             self.last_change_request_at, dict(self.scores), self.surveys, self.neutral_surveys,
             self.negative_reviews, self.last_negative_review_at, self.last_positive_review_at,
             self.country, self.language, self.segment,
             self.lifecycle, self.lifecycle_since, dict(self.traits), self.checked_at, self.due_at,
             dict(self.actions_sent), list(self.marketing_log), self.final_win_back_at, self.actions_suppressed,
-            [list(entry) for entry in self.suppressed_log], self.recent_events,
+            list(self.suppressed_log), self.recent_events,
         )
 
     def to_json(self) -> bytes:
