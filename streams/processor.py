@@ -112,13 +112,22 @@ class Processor:
                         continue
                     self.stats.events += 1
                     cid = ev.customer_id
+                    earlier = touched.get(cid)
                     try:
-                        out = apply_event(touched.get(cid) or states.get(cid), ev, self.model)
+                        # A customer's first event of the batch changes the state just read from Redis in
+                        # place (copying it was a tenth of the worker's time); a later one changes a copy,
+                        # as the state then holds the batch's earlier events, which must survive a failure.
+                        if earlier is not None:
+                            out = apply_event(earlier, ev, self.model)
+                        else:
+                            out = apply_event(states.get(cid), ev, self.model, in_place=True)
                     except Exception as exc:  # a poison event must not stall the partition
                         log.exception("applying event %s failed; dead-lettering it", ev.event_id)
                         error = f"internal error applying the event: {exc!r}"
                         commit.outbox.append(outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
                         self.stats.dead_lettered += 1
+                        if earlier is None and cid in states:  # half changed in place: read it again
+                            states.update(await self._redis(lambda: self.store.load_states([cid]), "Redis state read"))
                         continue
                     if out.duplicate:
                         self.stats.duplicates += 1

@@ -1,0 +1,85 @@
+"""The processor against a real Redis when the core itself fails on an event (a bug, not bad input).
+
+The processor changes a customer's freshly read state in place (a copy per event was a tenth
+of the worker's time), so an event that fails half-way must not leave its half in the state:
+the event is dead-lettered, the state is read again, and the customer's later events in the
+same batch apply to the state as it was. Kafka plays no part here: the processor hands its
+outputs to a `publish` callable, which this test keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+
+from schemas import TouchpointEvent
+from streams.actions.playbook import Playbook
+from streams.intake import RawMessage
+from streams.model import Model, load_model
+from streams.processor import Processor
+from streams.settings import Settings
+from streams.store import JourneyStore
+
+START = datetime(2026, 3, 1, 9, tzinfo=UTC)
+
+
+class _FailsOnPoison(Playbook):
+    """The shipped playbook, raising on the changes of one event: after its facts are folded in."""
+
+    def decide(self, state, change, at, sent, suppressed):
+        if change.caused_by == "poison":
+            raise RuntimeError("a bug in the playbook")
+        super().decide(state, change, at, sent, suppressed)
+
+
+def _event(event_id: str, day: int, kind: str, **extra) -> dict:
+    stage = {"page_view": "pre_purchase", "purchase": "purchase"}[kind]
+    return {"event_id": event_id, "customer_id": "c1", "stage": stage, "touchpoint": kind, "channel": "web",
+            "occurred_at": (START + timedelta(days=day)).isoformat(), **extra}
+
+
+def _message(offset: int, event: dict) -> RawMessage:
+    return RawMessage("touchpoints", 0, offset, event["customer_id"].encode(), json.dumps(event).encode())
+
+
+async def _run(redis_url: str) -> tuple[list, dict, list[str]]:
+    shipped = load_model()
+    model = Model(shipped.rules, _FailsOnPoison(shipped.playbook.spec), shipped.dedupe_window)
+    settings = Settings(redis_url=redis_url, key_prefix="poison-test", partitions=1)
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    published = []
+
+    async def publish(messages):
+        published.extend(messages)
+
+    processor = Processor(settings, JourneyStore.for_settings(client, settings), publish, model)
+    order = {"kind": "order", "amount": 40, "currency": "EUR"}
+    await processor.process_batch([_message(0, _event("first", 0, "page_view"))])
+    # The poison event is the customer's first of this batch: it is applied to the state in place.
+    await processor.process_batch([
+        _message(1, _event("poison", 1, "purchase", payload=order)),
+        _message(2, _event("after", 2, "page_view")),
+    ])
+    state = await JourneyStore.for_settings(client, settings).load_states(["c1"])
+    await client.aclose()
+    return published, state, [m.topic for m in published]
+
+
+def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
+    published, states, topics = asyncio.run(_run(stack.redis_url))
+    state = states["c1"]
+    dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
+    assert len(dead) == 1 and "a bug in the playbook" in dead[0]["error"] and dead[0]["source_offset"] == 1
+    poison = TouchpointEvent.model_validate(json.loads(__import__("base64").b64decode(dead[0]["raw_value_b64"])))
+    assert poison.event_id == "poison"
+    # The purchase's facts were folded in before the failure; none of them may remain.
+    assert state.purchases == 0 and state.counts == {"page_view": 2}
+    assert state.lifecycle == "prospect" and state.total_spend == 0
+    # Nothing was published for the poison event, and the later event was applied normally.
+    changes = [json.loads(m.value) for m in published if m.topic == Settings().topic_type_changes]
+    assert all(c["caused_by"] != "poison" for c in changes)
+    assert state.last_seen == (START + timedelta(days=2)).timestamp()
