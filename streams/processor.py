@@ -216,8 +216,8 @@ class Processor:
                     if state is None:
                         commit.due[cid] = None
                         continue
-                    try:
-                        out = advance(state, now_by_partition[p], self.model)
+                    try:  # in place: on failure the state is not written back, Redis keeps it as it was
+                        out = advance(state, now_by_partition[p], self.model, in_place=True)
                     except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
                         log.exception("advancing customer %s failed; their due time is dropped", cid)
                         commit.due[cid] = None

@@ -175,7 +175,7 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
             state.checked_at = now
         return
     rule, added, dropped = judge(state, now, state.traits)
-    if state.traits:
+    if state.traits and not rules.trait_names.issuperset(state.traits):
         dropped += rules.undefined_traits(state.traits)
     values = rules.values(state, now) if added or dropped or (rule is not None and rule.type != state.lifecycle) else None
     entered: list[TypeChange] = []

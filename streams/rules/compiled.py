@@ -180,7 +180,7 @@ class Rules:
                            frozenset(lang.lower() for lang in s.home_languages), s.first_rhythm_days)
         self.lifecycle = [self._compile(r, None) for r in spec.lifecycle if r.enabled]
         self.traits = [self._compile(r, r.clear_when) for r in spec.traits if r.enabled]
-        self._trait_names = frozenset(r.type for r in self.traits)
+        self.trait_names = frozenset(r.type for r in self.traits)
         conds = [r.when for r in spec.lifecycle if r.enabled]
         conds += [c for r in spec.traits if r.enabled for c in (r.when, r.clear_when) if c is not None]
         by_signal: dict[str, list] = {}
@@ -262,10 +262,10 @@ class Rules:
 
     def undefined_traits(self, held: dict[str, float]) -> list[CompiledRule]:
         """Traits held that the rules no longer define (or that were disabled): to be dropped."""
-        if self._trait_names.issuperset(held):
+        if self.trait_names.issuperset(held):
             return []
         return [CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ())
-                for name in held if name not in self._trait_names]
+                for name in held if name not in self.trait_names]
 
     def lifecycle_type(self, v: Values) -> CompiledRule:
         """The first enabled lifecycle rule that holds (the `prospect` rule must hold for everyone else)."""
