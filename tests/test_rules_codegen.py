@@ -146,3 +146,37 @@ def test_no_text_of_the_rules_file_is_in_the_generated_source(tmp_path: Path):
     for text in ("__import__", "987654", "picky", "reviewer", "never", "lapsed", "PT", "2.5"):
         assert text not in source, text
     assert "def judge(st, now, held):" in source and "_k" in source and "_T" in source
+
+
+@pytest.mark.parametrize("rules_text", [None, EVERY_FORM], ids=["shipped", "every-form"])
+def test_time_alone_changes_only_the_rules_that_read_an_age_or_a_window(tmp_path: Path, rules_text: str | None):
+    """The core judges only these at a due time; judging every rule must find nothing more.
+
+    The states come from applying events one after another, so every rule's answer is up to date
+    at the state's last judgement; later, with no event, only time has moved.
+    """
+    path = DEFAULT_RULES if rules_text is None else tmp_path / "rules.yaml"
+    if rules_text is not None:
+        path.write_text(rules_text)
+    rules = load_rules(path)
+    if rules_text is not None:  # the states were judged by the shipped rules: make them this file's first
+        states = []
+        for state in STATES:
+            state = state.clone()
+            life, added, dropped = rules.judge_for(None, True)(state, state.last_seen, state.traits)
+            state.lifecycle = life.type
+            state.traits = {**{t: 0.0 for t in state.traits if t not in {r.type for r in dropped}},
+                            **{r.type: 0.0 for r in added}}
+            states.append(state)
+    else:
+        states = STATES
+    timed = rules.judge_for(("@time",), False)
+    moved = 0
+    for state in states:
+        for later in (0.5, 7.01, 14.01, 30.01, 60.01, 200, 366):
+            now = state.last_seen + later * DAY
+            life, added, dropped = rules.judge_for(None, False)(state, now, state.traits)
+            t_life, t_added, t_dropped = timed(state, now, state.traits)
+            assert (t_life.type, t_added, t_dropped) == (life.type, added, dropped), (state.customer_id, later)
+            moved += life.type != state.lifecycle or bool(added or dropped)
+    assert moved > 100  # time did change many answers, so the comparison was not empty

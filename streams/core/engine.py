@@ -17,6 +17,7 @@ from schemas import OrderPayload, ScorePayload, SupportPayload
 from streams.core import ids
 from streams.core.state import CustomerState
 from streams.core.trusted import trusted
+from streams.rules.signals import TIME
 
 if TYPE_CHECKING:
     from streams.model import Model
@@ -38,6 +39,7 @@ _KIND_VALUE = {kind: kind.value for kind in Touchpoint}
 _SCORES = ("csat", "nps", "ces", "rating")
 _NEUTRAL = {"csat": (3,), "nps": (7, 8), "ces": (4,), "rating": (3,)}
 _type_change, _reason = trusted(TypeChange), trusted(Reason)
+TIME_MARKS = (TIME,)
 
 
 @dataclass(slots=True)
@@ -222,7 +224,8 @@ def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) 
         due = state.due_at
         if due is None or due > now:
             return
-        _judge(state, due, f"inactivity@{iso(due)}", due, model, out)
+        # Only the rules that read an age or a window can change with time alone (`TIME_MARKS`).
+        _judge(state, due, f"inactivity@{iso(due)}", due, model, out, TIME_MARKS)
         _schedule(state, model)
     raise RulesLoop(f"customer {state.customer_id}: time changed their types {MAX_STEPS} times in one step; "
                     "the rules contradict each other")

@@ -19,6 +19,8 @@ from streams.core.state import CustomerState
 DAY = 86_400.0
 HOUR = 3_600.0
 
+#: The mark of time passing with no event: only ages and windows move (`Signal.on`).
+TIME = "@time"
 #: Sentiment at or below this counts a contact as negative.
 NEGATIVE_SENTIMENT = -0.3
 #: A wait at least this long counts as a long wait.
@@ -46,7 +48,8 @@ class Signal:
     expiries: Callable[[CustomerState], list[float]] | None = None
     #: What in an event can change this signal's value: touchpoint kinds, or the marks
     #: "@pre_buy" (an event before the first purchase), "@locale" (a country or language on the
-    #: event), "@channel" (a channel new to the customer). None: any event.
+    #: event), "@channel" (a channel new to the customer); and "@time" for an age or a window,
+    #: which time alone changes. None: anything.
     on: frozenset[str] | None = None
 
 
@@ -176,5 +179,7 @@ _ON: dict[str, set[str]] = {
 _ON.update({f"count_{kind.value}": {kind.value} for kind in Touchpoint})
 for _name, _kinds in _ON.items():
     _signal = CATALOGUE[_name]
+    if _signal.anchor is not None or _signal.expiries is not None:
+        _kinds = _kinds | {TIME}
     CATALOGUE[_name] = Signal(_signal.name, _signal.kind, _signal.doc, _signal.read, _signal.anchor,
                               _signal.expiries, frozenset(_kinds))
