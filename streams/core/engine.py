@@ -167,7 +167,7 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
            marks: tuple[str, ...] | None = None) -> None:
     """Classify the customer at `now`; record every change (stamped `at`) and the actions it triggers.
 
-    `marks`: what the causing event touched (None for time, or a new customer): only the rules
+    `marks`: what the causing event touched (`TIME_MARKS` for time; None for a new customer): only the rules
     it can affect are judged again.
     """
     rules = model.rules
