@@ -200,6 +200,7 @@ class Rules:
         self._windows = [CATALOGUE[name].expiries for name in sorted(windowed)]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
         self._judges: dict[tuple[tuple[str, ...] | None, bool], Judge | None] = {}
+        self._judges_by_rules: dict[tuple[bool, tuple[str, ...]], Judge] = {}
         self._prospect = next(r for r in self.lifecycle if r.type == "prospect")
         # What an event must touch for the next due time to move: the anchors and windows, and
         # the signals their thresholds scale.
@@ -254,9 +255,12 @@ class Rules:
         judge_lifecycle = judge_lifecycle or lifecycle_unknown
         judge = None
         if judge_lifecycle or traits:
-            judge = build_judge([(r, r.condition) for r in self.lifecycle] if judge_lifecycle else None,
-                                self._prospect, [(r, r.condition, r.clear_condition) for r in traits],
-                                scale, self.ctx)
+            same = (judge_lifecycle, tuple(r.type for r in traits))  # many marks share one set of rules
+            judge = self._judges_by_rules.get(same)
+            if judge is None:
+                judge = self._judges_by_rules[same] = build_judge(
+                    [(r, r.condition) for r in self.lifecycle] if judge_lifecycle else None,
+                    self._prospect, [(r, r.condition, r.clear_condition) for r in traits], scale, self.ctx)
         self._judges[key] = judge
         return judge
 
