@@ -1,6 +1,7 @@
 """The live shell around the pure core: batches of raw messages in, Redis and Kafka out.
 
-Per batch: one Redis read, the core on every event, one atomic Redis write per
+Per batch: one Redis read (of the states this worker does not remember having written:
+`streams/warm_states.py`), the core on every event, one atomic Redis write per
 partition (state + due times + outbox + applied offset, pipelined together), one
 publish of the outbox, one trim. The Kafka offsets are acknowledged only after that,
 and an input offset at or below the partition's applied offset is skipped, so a
@@ -25,6 +26,7 @@ from streams.intake import RawMessage, dead_letter, decode
 from streams.retry import retrying
 from streams.settings import Settings
 from streams.store import JourneyStore, PartitionCommit
+from streams.warm_states import WarmStates
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Processor:
         self.publish = publish
         self.lock = asyncio.Lock()
         self.stats = Stats()
+        self.warm = WarmStates(settings.warm_states)
 
     async def _redis(self, op: Callable[[], Awaitable], what: str):
         self.stats.redis_round_trips += 1
@@ -85,69 +88,113 @@ class Processor:
     async def process_batch(self, messages: list[RawMessage]) -> None:
         """Apply a batch of input messages (any partitions, in offset order per partition)."""
         async with self.lock:
-            decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
-            by_partition: dict[int, list] = defaultdict(list)
-            for item in decoded:
-                by_partition[item[0].partition].append(item)
-            customers = list({ev.customer_id for _, ev in decoded if isinstance(ev, TouchpointEvent)})
-            partitions = list(by_partition)
-            marks, states = await self._redis(lambda: self.store.load(partitions, customers), "Redis read")
+            try:
+                await self._process_batch(messages)
+            except BaseException:
+                # States may have been changed in place without their commit landing: remember none.
+                self.warm.forget_all()
+                raise
 
-            commits = []
-            for p, items in by_partition.items():
-                mark = marks[p]
-                commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock)
-                touched: dict[str, CustomerState] = {}
-                for msg, ev in items:
-                    if mark.offset is not None and msg.offset <= mark.offset:
-                        self.stats.redelivered += 1
-                        continue
-                    commit.new_offset = msg.offset
-                    if isinstance(ev, str):
-                        commit.outbox.append(
-                            outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, ev))
-                        )
-                        self.stats.dead_lettered += 1
-                        self.stats.by_error[ev.split(":")[0]] += 1
-                        continue
-                    self.stats.events += 1
-                    cid = ev.customer_id
-                    earlier = touched.get(cid)
-                    try:
-                        # A customer's first event of the batch changes the state just read from Redis in
-                        # place (copying it was a tenth of the worker's time); a later one changes a copy,
-                        # as the state then holds the batch's earlier events, which must survive a failure.
-                        if earlier is not None:
-                            out = apply_event(earlier, ev, self.model)
-                        else:
-                            out = apply_event(states.get(cid), ev, self.model, in_place=True)
-                    except Exception as exc:  # a poison event must not stall the partition
-                        log.exception("applying event %s failed; dead-lettering it", ev.event_id)
-                        error = f"internal error applying the event: {exc!r}"
-                        commit.outbox.append(outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
-                        self.stats.dead_lettered += 1
-                        if earlier is None and cid in states:  # half changed in place: read it again
-                            states.update(await self._redis(lambda: self.store.load_states([cid]), "Redis state read"))
-                        continue
-                    if out.duplicate:
-                        self.stats.duplicates += 1
-                        continue
-                    touched[cid] = out.state
-                    commit.clock = max(commit.clock, ev.occurred_ts)
-                    self._emit(out, commit.outbox)
-                self._finish(commit, touched)
-                if commit.new_offset != mark.offset:
-                    commits.append(commit)
-            await self._commit_and_publish(commits)
+    async def _load(self, partitions: list[int], wanted: dict[str, int]) -> tuple[dict, dict[str, CustomerState]]:
+        """The partitions' marks and the wanted customers' states (customer id -> partition), in one round trip
+        for what must be read from Redis."""
+        remembered, to_read = self._split_remembered(wanted)
+        marks, states = await self._redis(lambda: self.store.load(partitions, to_read), "Redis read")
+        await self._add_remembered(remembered, marks, states)
+        return marks, states
 
-    async def _commit_and_publish(self, commits: list[PartitionCommit]) -> None:
+    def _split_remembered(self, wanted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+        """Which wanted customers this worker remembers (`streams/warm_states.py`), and which to read."""
+        warm = self.warm
+        remembered = {cid: p for cid, p in wanted.items() if warm.get(p, cid) is not None}
+        return remembered, [cid for cid in wanted if cid not in remembered]
+
+    async def _add_remembered(self, remembered: dict[str, int], marks: dict, states: dict[str, CustomerState]) -> None:
+        """Add the remembered states whose partition nobody else wrote since (the marks tell); read the others."""
+        trusted = {p: self.warm.check(p, marks[p].writer) for p in set(remembered.values())}
+        stale = []
+        for cid, p in remembered.items():
+            state = self.warm.get(p, cid) if trusted[p] else None
+            if state is None:
+                stale.append(cid)
+            else:
+                states[cid] = state
+        if stale:
+            states.update(await self._redis(lambda: self.store.load_states(stale), "Redis state read"))
+
+    async def _process_batch(self, messages: list[RawMessage]) -> None:
+        decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
+        by_partition: dict[int, list] = defaultdict(list)
+        wanted: dict[str, int] = {}
+        for item in decoded:
+            msg, ev = item
+            by_partition[msg.partition].append(item)
+            if isinstance(ev, TouchpointEvent):
+                wanted[ev.customer_id] = msg.partition
+        partitions = list(by_partition)
+        marks, states = await self._load(partitions, wanted)
+
+        commits = []
+        for p, items in by_partition.items():
+            mark = marks[p]
+            commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
+            touched: dict[str, CustomerState] = {}
+            for msg, ev in items:
+                if mark.offset is not None and msg.offset <= mark.offset:
+                    self.stats.redelivered += 1
+                    continue
+                commit.new_offset = msg.offset
+                if isinstance(ev, str):
+                    commit.outbox.append(
+                        outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, ev))
+                    )
+                    self.stats.dead_lettered += 1
+                    self.stats.by_error[ev.split(":")[0]] += 1
+                    continue
+                self.stats.events += 1
+                cid = ev.customer_id
+                earlier = touched.get(cid)
+                try:
+                    # A customer's first event of the batch changes the state just read (or remembered) in
+                    # place (copying it was a tenth of the worker's time); a later one changes a copy, as
+                    # the state then holds the batch's earlier events, which must survive a failure.
+                    if earlier is not None:
+                        out = apply_event(earlier, ev, self.model)
+                    else:
+                        out = apply_event(states.get(cid), ev, self.model, in_place=True)
+                except Exception as exc:  # a poison event must not stall the partition
+                    log.exception("applying event %s failed; dead-lettering it", ev.event_id)
+                    error = f"internal error applying the event: {exc!r}"
+                    commit.outbox.append(outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
+                    self.stats.dead_lettered += 1
+                    if earlier is None and cid in states:  # half changed in place: read it again
+                        self.warm.forget(cid)
+                        states.update(await self._redis(lambda: self.store.load_states([cid]), "Redis state read"))
+                    continue
+                if out.duplicate:
+                    self.stats.duplicates += 1
+                    continue
+                touched[cid] = out.state
+                commit.clock = max(commit.clock, ev.occurred_ts)
+                self._emit(out, commit.outbox)
+            self._finish(commit, touched)
+            if commit.new_offset != mark.offset:
+                commits.append((commit, touched))
+        await self._commit_and_publish(commits)
+
+    async def _commit_and_publish(self, commits: list[tuple[PartitionCommit, dict[str, CustomerState]]]) -> None:
+        """Write each partition's commit, remember the states that landed, publish their outboxes."""
         if not commits:
             return
-        results = await self._redis(lambda: self.store.commit(commits), "Redis commit")
+        results = await self._redis(lambda: self.store.commit([c for c, _ in commits]), "Redis commit")
         ready: dict[int, list[str]] = {}
         to_drain = []
-        for c in commits:
+        for c, touched in commits:
             result = results[c.partition]
+            if result.applied:
+                self.warm.remember(c.partition, c.token, touched, result.previous_writer)
+            else:  # its states were changed in place, and Redis does not hold them
+                self.warm.forget_partitions([c.partition])
             if result.applied and result.outbox_before == 0:
                 ready[c.partition] = c.outbox
             elif result.applied or result.stored_offset == c.new_offset:
@@ -200,31 +247,43 @@ class Processor:
             if not now_by_partition:
                 return 0
             due = await self._redis(lambda: self.store.due_customers(now_by_partition, limit), "Redis due read")
-            customers = [cid for members in due.values() for cid in members]
-            if not customers:
+            wanted = {cid: p for p, members in due.items() for cid in members}
+            if not wanted:
                 return 0
-            states = await self._redis(lambda: self.store.load_states(customers), "Redis state read")
-            commits = []
-            for p, members in due.items():
-                if not members:
+            try:
+                await self._sweep_due(due, wanted, marks, now_by_partition)
+            except BaseException:  # as in `process_batch`: states may have changed in place, uncommitted
+                self.warm.forget_all()
+                raise
+            return len(wanted)
+
+    async def _sweep_due(self, due: dict[int, list[str]], wanted: dict[str, int], marks: dict,
+                         now_by_partition: dict[int, float]) -> None:
+        """Advance the due customers in place, then commit and publish what time changed."""
+        remembered, to_read = self._split_remembered(wanted)
+        states = await self._redis(lambda: self.store.load_states(to_read), "Redis state read") if to_read else {}
+        await self._add_remembered(remembered, marks, states)
+        commits = []
+        for p, members in due.items():
+            if not members:
+                continue
+            mark = marks[p]
+            commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
+            touched = {}
+            for cid in members:
+                state = states.get(cid)
+                if state is None:
+                    commit.due[cid] = None
                     continue
-                mark = marks[p]
-                commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock)
-                touched = {}
-                for cid in members:
-                    state = states.get(cid)
-                    if state is None:
-                        commit.due[cid] = None
-                        continue
-                    try:  # in place: on failure the state is not written back, Redis keeps it as it was
-                        out = advance(state, now_by_partition[p], self.model, in_place=True)
-                    except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
-                        log.exception("advancing customer %s failed; their due time is dropped", cid)
-                        commit.due[cid] = None
-                        continue
-                    touched[cid] = out.state
-                    self._emit(out, commit.outbox)
-                self._finish(commit, touched)
-                commits.append(commit)
-            await self._commit_and_publish(commits)
-            return len(customers)
+                try:  # in place: on failure the state is not written back, Redis keeps it as it was
+                    out = advance(state, now_by_partition[p], self.model, in_place=True)
+                except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
+                    log.exception("advancing customer %s failed; their due time is dropped", cid)
+                    self.warm.forget(cid)
+                    commit.due[cid] = None
+                    continue
+                touched[cid] = out.state
+                self._emit(out, commit.outbox)
+            self._finish(commit, touched)
+            commits.append((commit, touched))
+        await self._commit_and_publish(commits)

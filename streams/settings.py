@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 86_400.0
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         4000, description="Most events taken per batch (one Redis read and one write per batch); larger batches amortise more."
     )
     batch_within_s: PositiveFloat = Field(0.05, description="Longest wait to fill a batch.")
+    warm_states: NonNegativeInt = Field(
+        50_000,
+        description="Most customer states a worker keeps in memory after writing them, so it need not read them back "
+        "from Redis (0: none).",
+    )
     max_message_bytes: PositiveInt = Field(64 * 1024, description="Larger input messages are dead-lettered.")
 
     clock: Literal["wall", "event"] = Field(

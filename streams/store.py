@@ -5,7 +5,8 @@ A batch costs a constant number of round trips whatever its size: one pipelined 
 script per partition, each atomic). Keys, with P the configured prefix and T the input topic:
 
     P:c:<customer id>        the customer's state (JSON)
-    P:mark:T:<partition>     hash: offset (last applied input offset), clock (latest event time)
+    P:mark:T:<partition>     hash: offset (last applied input offset), clock (latest event time),
+                             writer (token of the last commit: see streams/warm_states.py)
     P:due:T:<partition>      sorted set: customer id -> when time alone would change them
     P:outbox:T:<partition>   list: messages written with the state, not yet acknowledged by Kafka
 """
@@ -27,10 +28,11 @@ ADVANCE_CLOCK_LUA = resources.files("streams").joinpath("lua/advance_clock.lua")
 
 @dataclass(slots=True)
 class PartitionMark:
-    """How far a partition has been applied, and its event-time clock."""
+    """How far a partition has been applied, its event-time clock, and who wrote it last."""
 
     offset: int | None = None
     clock: float = 0.0
+    writer: str | None = None
 
 
 @dataclass(slots=True)
@@ -44,6 +46,7 @@ class PartitionCommit:
     states: dict[str, bytes] = field(default_factory=dict)  # compact JSON: no newlines
     due: dict[str, float | None] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)  # `outbox.entry`s: no newlines
+    token: str = ""  # this commit's writer token (`WarmStates.new_token`)
 
 
 @dataclass(slots=True)
@@ -51,10 +54,20 @@ class CommitResult:
     applied: bool
     outbox_before: int = 0
     stored_offset: int | None = None
+    previous_writer: str | None = None  # the token this commit replaced
 
 
 def _offset(raw: bytes | str | None) -> int | None:
     return int(raw) if raw not in (None, b"", "") else None
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return (raw.decode() if isinstance(raw, bytes) else raw) or None
+
+
+def _mark(offset, clock, writer) -> PartitionMark:
+    """A mark from its HMGET reply (offset, clock, writer)."""
+    return PartitionMark(_offset(offset), float(clock) if clock else 0.0, _text(writer))
 
 
 class JourneyStore:
@@ -97,14 +110,11 @@ class JourneyStore:
         """Marks of the partitions and the stored states of the customers (absent ones are left out)."""
         pipe = self.client.pipeline(transaction=False)
         for p in partitions:
-            pipe.hmget(self.mark_key(p), "offset", "clock")
+            pipe.hmget(self.mark_key(p), "offset", "clock", "writer")
         if customer_ids:
             pipe.mget([self.state_key(c) for c in customer_ids])
         replies = await pipe.execute()
-        marks = {
-            p: PartitionMark(_offset(offset), float(clock) if clock else 0.0)
-            for p, (offset, clock) in zip(partitions, replies[: len(partitions)])
-        }
+        marks = {p: _mark(*reply) for p, reply in zip(partitions, replies[: len(partitions)])}
         states: dict[str, CustomerState] = {}
         if customer_ids:
             for cid, raw in zip(customer_ids, replies[len(partitions)]):
@@ -127,13 +137,15 @@ class JourneyStore:
                 b"\n".join(c.outbox),
                 self.history_topic,
                 self.history_key(""),
+                c.token,
             ]
             await self._commit(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
         replies = await pipe.execute()
         results = {}
-        for c, (ok, value) in zip(commits, replies):
+        for c, (ok, value, *writer) in zip(commits, replies):
             if ok == 1:
-                results[c.partition] = CommitResult(True, outbox_before=int(value))
+                previous = _text(writer[0]) if writer else None
+                results[c.partition] = CommitResult(True, outbox_before=int(value), previous_writer=previous)
             else:
                 results[c.partition] = CommitResult(False, stored_offset=_offset(value))
         return results
@@ -142,13 +154,12 @@ class JourneyStore:
         """Marks of the partitions, and how many outbox entries each still holds."""
         pipe = self.client.pipeline(transaction=False)
         for p in partitions:
-            pipe.hmget(self.mark_key(p), "offset", "clock")
+            pipe.hmget(self.mark_key(p), "offset", "clock", "writer")
             pipe.llen(self.outbox_key(p))
         replies = await pipe.execute()
         marks, backlog = {}, {}
         for i, p in enumerate(partitions):
-            offset, clock = replies[2 * i]
-            marks[p] = PartitionMark(_offset(offset), float(clock) if clock else 0.0)
+            marks[p] = _mark(*replies[2 * i])
             backlog[p] = int(replies[2 * i + 1])
         return marks, backlog
 

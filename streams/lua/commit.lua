@@ -14,8 +14,11 @@
 -- ARGV[7] the type-changes topic, ARGV[8] the history key prefix: each type change is also
 --         pushed onto <prefix><customer id> (latest first, HISTORY_KEPT kept) for `journey explain`
 --         (keys built here, not declared: fine on one Redis, not on a Redis Cluster)
+-- ARGV[9] this commit's writer token, kept in the mark's `writer` field: a worker trusts the states
+--         it remembers of this partition only while the mark still holds its own last token
 -- Few, large arguments: packing thousands of small ones cost the client more than the work.
--- Returns {1, outbox length before the append} or {0, stored offset} when fenced.
+-- Returns {1, outbox length before the append, the writer token it replaced ('' if none)}
+-- or {0, stored offset} when fenced.
 local current = redis.call('HGET', KEYS[1], 'offset') or ''
 if current ~= ARGV[1] then
   return {0, current}
@@ -67,5 +70,6 @@ local clock = ARGV[3]
 if stored_clock and tonumber(stored_clock) and tonumber(stored_clock) > tonumber(clock) then
   clock = stored_clock
 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'clock', clock)
-return {1, leftover}
+local previous_writer = redis.call('HGET', KEYS[1], 'writer') or ''
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'clock', clock, 'writer', ARGV[9])
+return {1, leftover, previous_writer}
