@@ -22,7 +22,7 @@ from streams import outbox
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
 from streams.core.engine import RulesLoop
 from streams.model import Model
-from streams.intake import RawMessage, dead_letter, decode
+from streams.intake import InputMessage, dead_letter, decode
 from streams.retry import retrying
 from streams.settings import Settings
 from streams.store import JourneyStore, PartitionCommit
@@ -55,6 +55,20 @@ class Stats:
         return {k: v for k, v in vars(self).items() if isinstance(v, int)}
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A partition's commit, and what the processor keeps beside it until it lands: the states it
+    writes (to remember them) and its outbox entries as messages (to publish them unparsed)."""
+
+    commit: PartitionCommit
+    touched: dict[str, CustomerState] = field(default_factory=dict)
+    messages: list[outbox.OutboundMessage] = field(default_factory=list)
+
+    def send(self, message: outbox.OutboundMessage) -> None:
+        self.messages.append(message)
+        self.commit.outbox.append(outbox.entry(message))
+
+
 class Processor:
     """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
 
@@ -71,21 +85,24 @@ class Processor:
         self.stats.redis_round_trips += 1
         return await retrying(op, what, self.settings.retry_max_backoff_s)
 
-    def _emit(self, out: Outcome, sink: list[str]) -> None:
+    def _emit(self, out: Outcome, pending: _Pending) -> None:
         s = self.settings
         key = out.state.customer_id
-        sink.extend(outbox.entry(s.topic_type_changes, key, c) for c in out.changes)
-        sink.extend(outbox.entry(s.topic_nurture_actions, key, a) for a in out.actions)
+        for change in out.changes:
+            pending.send(outbox.message(s.topic_type_changes, key, change))
+        for action in out.actions:
+            pending.send(outbox.message(s.topic_nurture_actions, key, action))
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)
 
-    def _finish(self, commit: PartitionCommit, touched: dict[str, CustomerState]) -> None:
-        for cid, state in touched.items():
+    def _finish(self, pending: _Pending) -> None:
+        commit = pending.commit
+        for cid, state in pending.touched.items():
             commit.states[cid] = state.to_json()
             commit.due[cid] = next_due(state, self.model)
 
-    async def process_batch(self, messages: list[RawMessage]) -> None:
+    async def process_batch(self, messages: list[InputMessage]) -> None:
         """Apply a batch of input messages (any partitions, in offset order per partition)."""
         async with self.lock:
             try:
@@ -122,7 +139,7 @@ class Processor:
         if stale:
             states.update(await self._redis(lambda: self.store.load_states(stale), "Redis state read"))
 
-    async def _process_batch(self, messages: list[RawMessage]) -> None:
+    async def _process_batch(self, messages: list[InputMessage]) -> None:
         decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
         by_partition: dict[int, list] = defaultdict(list)
         wanted: dict[str, int] = {}
@@ -138,16 +155,15 @@ class Processor:
         for p, items in by_partition.items():
             mark = marks[p]
             commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
-            touched: dict[str, CustomerState] = {}
+            pending = _Pending(commit)
+            touched = pending.touched
             for msg, ev in items:
                 if mark.offset is not None and msg.offset <= mark.offset:
                     self.stats.redelivered += 1
                     continue
                 commit.new_offset = msg.offset
                 if isinstance(ev, str):
-                    commit.outbox.append(
-                        outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, ev))
-                    )
+                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, ev)))
                     self.stats.dead_lettered += 1
                     self.stats.by_error[ev.split(":")[0]] += 1
                     continue
@@ -165,7 +181,7 @@ class Processor:
                 except Exception as exc:  # a poison event must not stall the partition
                     log.exception("applying event %s failed; dead-lettering it", ev.event_id)
                     error = f"internal error applying the event: {exc!r}"
-                    commit.outbox.append(outbox.entry(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
+                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
                     self.stats.dead_lettered += 1
                     if earlier is None and cid in states:  # half changed in place: read it again
                         self.warm.forget(cid)
@@ -176,27 +192,28 @@ class Processor:
                     continue
                 touched[cid] = out.state
                 commit.clock = max(commit.clock, ev.occurred_ts)
-                self._emit(out, commit.outbox)
-            self._finish(commit, touched)
+                self._emit(out, pending)
+            self._finish(pending)
             if commit.new_offset != mark.offset:
-                commits.append((commit, touched))
+                commits.append(pending)
         await self._commit_and_publish(commits)
 
-    async def _commit_and_publish(self, commits: list[tuple[PartitionCommit, dict[str, CustomerState]]]) -> None:
+    async def _commit_and_publish(self, commits: list[_Pending]) -> None:
         """Write each partition's commit, remember the states that landed, publish their outboxes."""
         if not commits:
             return
-        results = await self._redis(lambda: self.store.commit([c for c, _ in commits]), "Redis commit")
-        ready: dict[int, list[str]] = {}
+        results = await self._redis(lambda: self.store.commit([pending.commit for pending in commits]), "Redis commit")
+        ready: dict[int, list[outbox.OutboundMessage]] = {}
         to_drain = []
-        for c, touched in commits:
+        for pending in commits:
+            c = pending.commit
             result = results[c.partition]
             if result.applied:
-                self.warm.remember(c.partition, c.token, touched, result.previous_writer)
+                self.warm.remember(c.partition, c.token, pending.touched, result.previous_writer)
             else:  # its states were changed in place, and Redis does not hold them
                 self.warm.forget_partitions([c.partition])
             if result.applied and result.outbox_before == 0:
-                ready[c.partition] = c.outbox
+                ready[c.partition] = pending.messages
             elif result.applied or result.stored_offset == c.new_offset:
                 # Entries of an earlier run are waiting (or a retried commit had already landed):
                 # publish the whole outbox, oldest first.
@@ -208,11 +225,16 @@ class Processor:
                     c.partition, result.stored_offset, c.expected_offset,
                 )
         if to_drain:
-            ready.update(await self._redis(lambda: self.store.read_outboxes(to_drain), "Redis outbox read"))
+            ready.update(await self._read_outboxes(to_drain))
         await self._publish_and_trim(ready)
 
-    async def _publish_and_trim(self, ready: dict[int, list]) -> None:
-        messages = [outbox.parse(e) for entries in ready.values() for e in entries]
+    async def _read_outboxes(self, partitions: list[int]) -> dict[int, list[outbox.OutboundMessage]]:
+        entries = await self._redis(lambda: self.store.read_outboxes(partitions), "Redis outbox read")
+        return {p: [outbox.parse(e) for e in found] for p, found in entries.items()}
+
+    async def _publish_and_trim(self, ready: dict[int, list[outbox.OutboundMessage]]) -> None:
+        """Publish each partition's outbox messages, then trim as many entries off its outbox in Redis."""
+        messages = [m for found in ready.values() for m in found]
         if messages:
             await retrying(lambda: self.publish(messages), "Kafka publish", self.settings.retry_max_backoff_s)
             self.stats.published += len(messages)
@@ -236,8 +258,7 @@ class Processor:
             marks, backlog = await self._redis(lambda: self.store.marks_and_backlog(partitions), "Redis sweep read")
             leftovers = [p for p in partitions if backlog[p]]
             if leftovers:
-                outboxes = await self._redis(lambda: self.store.read_outboxes(leftovers), "Redis outbox read")
-                await self._publish_and_trim(outboxes)
+                await self._publish_and_trim(await self._read_outboxes(leftovers))
             wall = time.time() if wall_now is None else wall_now
             now_by_partition = {
                 p: (marks[p].clock if self.settings.clock == "event" else wall)
@@ -269,7 +290,7 @@ class Processor:
                 continue
             mark = marks[p]
             commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
-            touched = {}
+            pending = _Pending(commit)
             for cid in members:
                 state = states.get(cid)
                 if state is None:
@@ -282,8 +303,8 @@ class Processor:
                     self.warm.forget(cid)
                     commit.due[cid] = None
                     continue
-                touched[cid] = out.state
-                self._emit(out, commit.outbox)
-            self._finish(commit, touched)
-            commits.append((commit, touched))
+                pending.touched[cid] = out.state
+                self._emit(out, pending)
+            self._finish(pending)
+            commits.append(pending)
         await self._commit_and_publish(commits)

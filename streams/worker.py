@@ -29,7 +29,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams import outbox
 from streams.actions.playbook import PlaybookError
-from streams.intake import RawMessage
+from streams.intake import InputMessage
 from streams.model import Model
 from streams.rules.compiled import RulesError
 from streams.processor import Processor
@@ -163,9 +163,7 @@ class Worker:
             batch = await self.consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_size)
             if not batch:
                 continue
-            messages = [
-                RawMessage(r.topic, r.partition, r.offset, r.key, r.value) for records in batch.values() for r in records
-            ]
+            messages = [r for records in batch.values() for r in records]
             async with self.batch_lock:
                 await self._process_until_done(messages)
                 for tp, records in batch.items():
@@ -190,7 +188,7 @@ class Worker:
             self._last_full_collection = time.monotonic()
         gc.freeze()
 
-    async def _process_until_done(self, messages: list[RawMessage]) -> None:
+    async def _process_until_done(self, messages: list[InputMessage]) -> None:
         while True:
             try:
                 return await self.processor.process_batch(messages)
