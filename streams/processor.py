@@ -157,7 +157,8 @@ class Processor:
             commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
             pending = _Pending(commit)
             touched = pending.touched
-            for msg, ev in items:
+            failed: set[int] = set()  # ids of the events the core failed on (rare)
+            for at, (msg, ev) in enumerate(items):
                 if mark.offset is not None and msg.offset <= mark.offset:
                     self.stats.redelivered += 1
                     continue
@@ -169,23 +170,24 @@ class Processor:
                     continue
                 self.stats.events += 1
                 cid = ev.customer_id
-                earlier = touched.get(cid)
+                state = touched.get(cid)
                 try:
-                    # A customer's first event of the batch changes the state just read (or remembered) in
-                    # place (copying it was a tenth of the worker's time); a later one changes a copy, as
-                    # the state then holds the batch's earlier events, which must survive a failure.
-                    if earlier is not None:
-                        out = apply_event(earlier, ev, self.model)
-                    else:
-                        out = apply_event(states.get(cid), ev, self.model, in_place=True)
+                    # In place, the batch's later events of a customer too: a copy per event was a tenth of
+                    # the worker's time. Should the core fail half-way, the state is rebuilt instead.
+                    out = apply_event(states.get(cid) if state is None else state, ev, self.model, in_place=True)
                 except Exception as exc:  # a poison event must not stall the partition
                     log.exception("applying event %s failed; dead-lettering it", ev.event_id)
                     error = f"internal error applying the event: {exc!r}"
                     pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
                     self.stats.dead_lettered += 1
-                    if earlier is None and cid in states:  # half changed in place: read it again
-                        self.warm.forget(cid)
-                        states.update(await self._redis(lambda: self.store.load_states([cid]), "Redis state read"))
+                    failed.add(id(ev))
+                    earlier = [e for m, e in items[:at] if isinstance(e, TouchpointEvent) and e.customer_id == cid
+                               and (mark.offset is None or m.offset > mark.offset) and id(e) not in failed]
+                    rebuilt = await self._rebuild(cid, earlier)
+                    if cid in touched:
+                        touched[cid] = rebuilt
+                    elif rebuilt is not None:
+                        states[cid] = rebuilt
                     continue
                 if out.duplicate:
                     self.stats.duplicates += 1
@@ -197,6 +199,16 @@ class Processor:
             if commit.new_offset != mark.offset:
                 commits.append(pending)
         await self._commit_and_publish(commits)
+
+    async def _rebuild(self, cid: str, earlier: list[TouchpointEvent]) -> CustomerState | None:
+        """The customer's state as the batch's earlier events left it, after the core failed half-way
+        through changing it in place: read from Redis again, and those events applied once more (the
+        core is pure, so they give the same state; their outputs are already in the outbox)."""
+        self.warm.forget(cid)
+        state = (await self._redis(lambda: self.store.load_states([cid]), "Redis state read")).get(cid)
+        for event in earlier:
+            state = apply_event(state, event, self.model, in_place=True).state
+        return state
 
     async def _commit_and_publish(self, commits: list[_Pending]) -> None:
         """Write each partition's commit, remember the states that landed, publish their outboxes."""

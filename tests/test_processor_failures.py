@@ -21,6 +21,7 @@ from streams.actions.playbook import Playbook
 from streams.intake import RawMessage
 from streams.model import Model, load_model
 from streams.processor import Processor
+from streams.core import CustomerState
 from streams.settings import Settings
 from streams.store import JourneyStore
 
@@ -84,3 +85,38 @@ def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
     changes = [json.loads(m.value) for m in published if m.topic == Settings().topic_type_changes]
     assert all(c["caused_by"] != "poison" for c in changes)
     assert state.last_seen == (START + timedelta(days=2)).timestamp()
+
+
+async def _run_poison_after_an_event_of_the_same_batch(redis_url: str) -> tuple[list, CustomerState]:
+    shipped = load_model()
+    model = Model(shipped.rules, _FailsOnPoison(shipped.playbook.spec), shipped.dedupe_window)
+    settings = Settings(redis_url=redis_url, key_prefix="poison-test-2", partitions=1)
+    client = aioredis.Redis.from_url(redis_url)
+    published = []
+
+    async def publish(messages):
+        published.extend(messages)
+
+    processor = Processor(settings, JourneyStore.for_settings(client, settings), publish, model)
+    order = {"kind": "order", "amount": 40, "currency": "EUR"}
+    await processor.process_batch([_message(0, _event("first", 0, "page_view"))])
+    # The customer's events of one batch all change one state in place; the poison is the second.
+    await processor.process_batch([
+        _message(1, _event("second", 1, "page_view")),
+        _message(2, _event("poison", 2, "purchase", payload=order)),
+        _message(3, _event("after", 3, "page_view")),
+    ])
+    states = await JourneyStore.for_settings(client, settings).load_states(["c1"])
+    await client.aclose()
+    return published, states["c1"]
+
+
+def test_a_failure_keeps_the_batchs_earlier_events_of_the_customer(stack):
+    published, state = asyncio.run(_run_poison_after_an_event_of_the_same_batch(stack.redis_url))
+    dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
+    assert [d["source_offset"] for d in dead] == [2]
+    # The batch's earlier event stays (once), the poison's purchase is gone, the later event is applied.
+    assert state.counts == {"page_view": 3}
+    assert state.purchases == 0 and state.total_spend == 0 and state.lifecycle == "prospect"
+    assert state.last_seen == (START + timedelta(days=3)).timestamp()
+    assert len(state.recent_events) == 3 * 8, "each applied event's fingerprint once"
