@@ -602,7 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with console.status("starting the local broker (Tansu) and redis-server…"):
             stack.start()
-        env = local_env(stack, JOURNEY_PARTITIONS=str(args.partitions), JOURNEY_CLOCK="event")
+        # The worker runs this checkout's code, wherever the script is started from: so a checkout of an
+        # earlier commit can be benchmarked beside this one (README, "Benchmark").
+        here = str(Path(__file__).resolve().parents[1])
+        pythonpath = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+        env = local_env(stack, JOURNEY_PARTITIONS=str(args.partitions), JOURNEY_CLOCK="event", PYTHONPATH=pythonpath)
         console.print(f"broker {stack.bootstrap}, Redis {stack.redis_url}, logs in {stack.workdir}")
         asyncio.run(phases(args, stack, env, box))
         return 0
