@@ -29,6 +29,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams import outbox
 from streams.actions.playbook import PlaybookError
+from streams.collector import YoungCollector
 from streams.intake import InputMessage
 from streams.model import Model
 from streams.rules.compiled import RulesError
@@ -45,8 +46,6 @@ KEY_HASHES_KEPT = 200_000
 #: How often applied offsets are committed to Kafka. Redis holds the exact applied offset of each
 #: partition; Kafka's committed offset only spares a restarted worker re-reading (and skipping) input.
 COMMIT_EVERY_S = 1.0
-#: How often the garbage collector walks every object (see `Worker.keep_collector_young`).
-FULL_COLLECTION_EVERY_S = 600.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -77,7 +76,7 @@ class Worker:
         self._to_commit: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
         self._key_hashes: dict[bytes, int] = {}
-        self._last_full_collection = time.monotonic()
+        self.collector = YoungCollector()
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024,
@@ -170,23 +169,7 @@ class Worker:
                     self._to_commit[tp] = records[-1].offset + 1
                 if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
                     await self.commit_offsets()
-            self.keep_collector_young()
-
-    def keep_collector_young(self) -> None:
-        """Move what outlived the batch out of the garbage collector's sight, so it walks only new objects.
-
-        What outlives a batch is mostly the remembered customer states (`streams/warm_states.py`); the
-        collector walked them again and again, which cost about as much as reading them back from Redis.
-        Reference counting still frees them when they go. A full collection over everything runs every
-        FULL_COLLECTION_EVERY_S, so a reference cycle that outlived its batch is freed all the same.
-        """
-        now = time.monotonic()
-        if now - self._last_full_collection >= FULL_COLLECTION_EVERY_S:
-            gc.unfreeze()
-            gc.collect()
-            log.debug("full garbage collection took %.0f ms", (time.monotonic() - now) * 1000)
-            self._last_full_collection = time.monotonic()
-        gc.freeze()
+            self.collector.after_batch()
 
     async def _process_until_done(self, messages: list[InputMessage]) -> None:
         while True:
