@@ -38,16 +38,32 @@ local function lines(blob)
   end
 end
 
+-- Many keys or members per call: one call into Redis per state or due time was most of the
+-- script's time (and the worker waits for it). CHUNK keeps each call's argument list short.
+local CHUNK = 500
 local states = lines(ARGV[4])
-for i = 1, #states do
-  redis.call('SET', KEYS[3 + i], states[i])
+for first = 1, #states, CHUNK do
+  local args = {}
+  for i = first, math.min(first + CHUNK - 1, #states) do
+    args[#args + 1] = KEYS[3 + i]
+    args[#args + 1] = states[i]
+  end
+  redis.call('MSET', unpack(args))
 end
+local to_add, to_remove = {}, {}
 for _, item in ipairs(cjson.decode(ARGV[5])) do
   if item[2] == cjson.null then
-    redis.call('ZREM', KEYS[3], item[1])
+    to_remove[#to_remove + 1] = item[1]
   else
-    redis.call('ZADD', KEYS[3], item[2], item[1])
+    to_add[#to_add + 1] = item[2]
+    to_add[#to_add + 1] = item[1]
   end
+end
+for first = 1, #to_add, 2 * CHUNK do
+  redis.call('ZADD', KEYS[3], unpack(to_add, first, math.min(first + 2 * CHUNK - 1, #to_add)))
+end
+for first = 1, #to_remove, CHUNK do
+  redis.call('ZREM', KEYS[3], unpack(to_remove, first, math.min(first + CHUNK - 1, #to_remove)))
 end
 local leftover = redis.call('LLEN', KEYS[2])
 local entries = lines(ARGV[6])
@@ -55,14 +71,27 @@ for first = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(entries, first, math.min(first + 999, #entries)))
 end
 local history_topic, history_prefix = ARGV[7], ARGV[8]
+local history, customers = {}, {}  -- a customer's changes of the batch, in order; customers in order
 for _, entry in ipairs(entries) do
   local tab1 = string.find(entry, '\t', 1, true)
   if string.sub(entry, 1, tab1 - 1) == history_topic then
     local tab2 = string.find(entry, '\t', tab1 + 1, true)
     local key = history_prefix .. string.sub(entry, tab1 + 1, tab2 - 1)
-    redis.call('LPUSH', key, string.sub(entry, tab2 + 1))
-    redis.call('LTRIM', key, 0, 19)
+    local changes = history[key]
+    if not changes then
+      changes = {}
+      history[key] = changes
+      customers[#customers + 1] = key
+    end
+    changes[#changes + 1] = string.sub(entry, tab2 + 1)
   end
+end
+for _, key in ipairs(customers) do
+  local changes = history[key]
+  for first = 1, #changes, CHUNK do  -- pushed in order: the latest ends up first
+    redis.call('LPUSH', key, unpack(changes, first, math.min(first + CHUNK - 1, #changes)))
+  end
+  redis.call('LTRIM', key, 0, 19)
 end
 -- The clock never moves back: `journey advance-clock` may have moved it on since this batch read it.
 local stored_clock = redis.call('HGET', KEYS[1], 'clock')
