@@ -1,10 +1,10 @@
 """The processor against a real Redis when the core itself fails on an event (a bug, not bad input).
 
-The processor changes a customer's freshly read state in place (a copy per event was a tenth
-of the worker's time), so an event that fails half-way must not leave its half in the state:
-the event is dead-lettered, the state is read again, and the customer's later events in the
-same batch apply to the state as it was. Kafka plays no part here: the processor hands its
-outputs to a `publish` callable, which this test keeps.
+The processor changes a customer's state in place, for every event of theirs in a batch (a copy
+per event was a tenth of the worker's time), so an event that fails half-way must not leave its
+half in the state: the event is dead-lettered, the state is rebuilt (read again, the batch's
+earlier events of the customer applied again), and their later events apply to that. Kafka plays
+no part here: the processor hands its outputs to a `publish` callable, which this test keeps.
 """
 
 from __future__ import annotations
@@ -47,33 +47,35 @@ def _message(offset: int, event: dict) -> RawMessage:
     return RawMessage("touchpoints", 0, offset, event["customer_id"].encode(), json.dumps(event).encode())
 
 
-async def _run(redis_url: str) -> tuple[list, dict]:
+ORDER = {"kind": "order", "amount": 40, "currency": "EUR"}
+
+
+async def _run(redis_url: str, prefix: str, batches: list[list[RawMessage]]) -> tuple[list, CustomerState]:
+    """Apply the batches in turn with the failing playbook; what was published, and c1's stored state."""
     shipped = load_model()
     model = Model(shipped.rules, _FailsOnPoison(shipped.playbook.spec), shipped.dedupe_window)
-    settings = Settings(redis_url=redis_url, key_prefix="poison-test", partitions=1)
+    settings = Settings(redis_url=redis_url, key_prefix=prefix, partitions=1)
     client = aioredis.Redis.from_url(redis_url)
-    await client.flushdb()
     published = []
 
     async def publish(messages):
         published.extend(messages)
 
-    processor = Processor(settings, JourneyStore.for_settings(client, settings), publish, model)
-    order = {"kind": "order", "amount": 40, "currency": "EUR"}
-    await processor.process_batch([_message(0, _event("first", 0, "page_view"))])
-    # The poison event is the customer's first of this batch: it is applied to the state in place.
-    await processor.process_batch([
-        _message(1, _event("poison", 1, "purchase", payload=order)),
-        _message(2, _event("after", 2, "page_view")),
-    ])
-    state = await JourneyStore.for_settings(client, settings).load_states(["c1"])
+    store = JourneyStore.for_settings(client, settings)
+    processor = Processor(settings, store, publish, model)
+    for batch in batches:
+        await processor.process_batch(batch)
+    states = await store.load_states(["c1"])
     await client.aclose()
-    return published, state
+    return published, states["c1"]
 
 
 def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
-    published, states = asyncio.run(_run(stack.redis_url))
-    state = states["c1"]
+    published, state = asyncio.run(_run(stack.redis_url, "poison-test", [
+        [_message(0, _event("first", 0, "page_view"))],
+        # The poison event is the customer's first of this batch: it is applied to the state in place.
+        [_message(1, _event("poison", 1, "purchase", payload=ORDER)), _message(2, _event("after", 2, "page_view"))],
+    ]))
     dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
     assert len(dead) == 1 and "a bug in the playbook" in dead[0]["error"] and dead[0]["source_offset"] == 1
     poison = TouchpointEvent.model_validate(json.loads(base64.b64decode(dead[0]["raw_value_b64"])))
@@ -87,32 +89,13 @@ def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
     assert state.last_seen == (START + timedelta(days=2)).timestamp()
 
 
-async def _run_poison_after_an_event_of_the_same_batch(redis_url: str) -> tuple[list, CustomerState]:
-    shipped = load_model()
-    model = Model(shipped.rules, _FailsOnPoison(shipped.playbook.spec), shipped.dedupe_window)
-    settings = Settings(redis_url=redis_url, key_prefix="poison-test-2", partitions=1)
-    client = aioredis.Redis.from_url(redis_url)
-    published = []
-
-    async def publish(messages):
-        published.extend(messages)
-
-    processor = Processor(settings, JourneyStore.for_settings(client, settings), publish, model)
-    order = {"kind": "order", "amount": 40, "currency": "EUR"}
-    await processor.process_batch([_message(0, _event("first", 0, "page_view"))])
-    # The customer's events of one batch all change one state in place; the poison is the second.
-    await processor.process_batch([
-        _message(1, _event("second", 1, "page_view")),
-        _message(2, _event("poison", 2, "purchase", payload=order)),
-        _message(3, _event("after", 3, "page_view")),
-    ])
-    states = await JourneyStore.for_settings(client, settings).load_states(["c1"])
-    await client.aclose()
-    return published, states["c1"]
-
-
 def test_a_failure_keeps_the_batchs_earlier_events_of_the_customer(stack):
-    published, state = asyncio.run(_run_poison_after_an_event_of_the_same_batch(stack.redis_url))
+    published, state = asyncio.run(_run(stack.redis_url, "poison-test-2", [
+        [_message(0, _event("first", 0, "page_view"))],
+        # The customer's events of one batch all change one state in place; the poison is the second.
+        [_message(1, _event("second", 1, "page_view")), _message(2, _event("poison", 2, "purchase", payload=ORDER)),
+         _message(3, _event("after", 3, "page_view"))],
+    ]))
     dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
     assert [d["source_offset"] for d in dead] == [2]
     # The batch's earlier event stays (once), the poison's purchase is gone, the later event is applied.
