@@ -14,7 +14,6 @@ its outputs.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -241,11 +240,6 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         raise SystemExit(2) from None
     log.info("rules %s (%d lifecycle types, %d traits), playbook %s (%d actions)", model.rules.source,
              len(model.rules.lifecycle), len(model.rules.traits), model.playbook.source, len(model.playbook.actions))
-
-    # What is loaded by now (modules, rules, playbook) lives as long as the process: moved out of
-    # the collector's sight, so its collections walk only the batch's objects (~10% of the CPU).
-    gc.collect()
-    gc.freeze()
 
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop
         await Worker(settings, model).run()
