@@ -51,7 +51,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,12 +59,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script from a checkout
 
-from streams import sample  # noqa: E402
-from streams.demo import local_env, start_worker, stop_worker  # noqa: E402
-from streams.local_stack import LocalStack  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.store import JourneyStore  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.kafka import clients
+from streams.kafka.topics import ensure_topics
+from streams.local import sample
+from streams.local.demo import local_env, start_worker, stop_worker
+from streams.local.stack import LocalStack
+from streams.settings import Settings
+from streams.store import JourneyStore, Keys
 
 SCRATCH_TOPIC = "bench.scratch"
 CHUNK = 5_000  # produce futures gathered per chunk
@@ -90,6 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stall-timeout", type=float, default=60.0,
                    help="give up when the worker makes no progress for this long (s)")
     return p.parse_args(argv)
+
+
+def kafka_settings(bootstrap: str) -> Settings:
+    """The settings a benchmark client connects with: the environment's (security included), at this broker."""
+    return Settings(kafka_bootstrap=bootstrap)
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
@@ -119,7 +125,7 @@ def load_events(customers: int, max_events: int, seed: int) -> tuple[list[tuple[
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
     """Create a topic (Tansu does not create topics on first use)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin(kafka_settings(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -131,7 +137,7 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     """The end offset of every partition of a topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = clients.consumer(kafka_settings(bootstrap))
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
@@ -142,7 +148,7 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
 
 def fast_producer(bootstrap: str) -> AIOKafkaProducer:
     """A producer that batches: it lingers and we never await one delivery at a time (acks like the worker's)."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024, acks="all")
+    return clients.producer(kafka_settings(bootstrap), linger_ms=10, max_batch_size=256 * 1024, acks="all")
 
 
 async def send_all(producer: AIOKafkaProducer, topic: str, messages, progress: Progress, task) -> dict[int, int]:
@@ -202,8 +208,8 @@ class BareResult:
 
 async def bare_loop(bootstrap: str, topic: str, n: int, session_timeout_s: float) -> BareResult:
     """Consume the input topic in a fresh group, json.loads each value, produce one message each to a scratch topic."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id="bench-bare-loop", auto_offset_reset="earliest",
+    consumer = clients.consumer(
+        kafka_settings(bootstrap), topic, group_id="bench-bare-loop", auto_offset_reset="earliest",
         session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=1000,
     )
     producer = fast_producer(bootstrap)
@@ -276,10 +282,10 @@ def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) ->
             if before[name] is not None and after.get(name) is not None}
 
 
-async def read_stats(client: aioredis.Redis, prefix: str) -> dict[str, int]:
-    """The sum of every worker's stats hash (`<prefix>:stats:<host>:<pid>`)."""
+async def read_stats(client: aioredis.Redis, keys: Keys) -> dict[str, int]:
+    """The sum of every worker's stats hash (`streams/store/keys.py`)."""
     totals: dict[str, int] = {}
-    for key in await client.keys(f"{prefix}:stats:*"):
+    for key in await client.keys(keys.stats_pattern):
         for field, value in (await client.hgetall(key)).items():
             name = field.decode()
             totals[name] = totals.get(name, 0) + int(value)
@@ -348,19 +354,19 @@ async def run_pipeline(
                     raise BenchError(f"{what} ({done}/{n} applied, {backlog} outbox entries pending); "
                                      f"the end of {log_path}:\n{log_tail(log_path)}")
                 await asyncio.sleep(0.05)
-        stats = await wait_for_stats(client, settings.key_prefix, n, worker, log_path)
+        stats = await wait_for_stats(client, Keys.for_settings(settings), n, worker, log_path)
     finally:
         await client.aclose()
     return PipelineResult(n, finished - first, finished - started, stats, cpu_used(cpu_before, cpu_after))
 
 
 async def wait_for_stats(
-    client: aioredis.Redis, prefix: str, n: int, worker: subprocess.Popen, log_path: Path, timeout: float = 10.0
+    client: aioredis.Redis, keys: Keys, n: int, worker: subprocess.Popen, log_path: Path, timeout: float = 10.0
 ) -> dict[str, int]:
     """The worker's stats once they account for all `n` inputs (the hash is refreshed every second)."""
     deadline = time.monotonic() + timeout
     while True:
-        stats = await read_stats(client, prefix)
+        stats = await read_stats(client, keys)
         if accounted(stats) >= n:
             return stats
         check_alive(worker, log_path)
@@ -461,8 +467,8 @@ async def steady_latency(settings: Settings, rate: float, seconds: float, occurr
     bootstrap = settings.kafka_bootstrap
     # (this Tansu's end offsets can fall short of the true end: we may read a few older changes, which match nothing)
     ends = await end_offsets(bootstrap, settings.topic_type_changes, settings.partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=20)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    consumer = clients.consumer(kafka_settings(bootstrap), fetch_max_wait_ms=20)
+    producer = clients.producer(kafka_settings(bootstrap), linger_ms=2, acks=1)
     await consumer.start()
     await producer.start()
     sent_at: dict[str, float] = {}

@@ -3,7 +3,7 @@
 
     python benchmarks/bench_replay.py [--customers N] [--no-tracemalloc] [--keep DIR]
 
-1. Generates two JSON Lines files with `streams.sample.generate`, written a line at a time
+1. Generates two JSON Lines files with `streams.local.sample.generate`, written a line at a time
    (generation time is printed apart):
    - "1 year":  N customers (default 48,000: about a million events) over 2026;
    - "2 years": the same N customers over 2026 and again over 2027 (their second-year events
@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 def generate(path: Path, customers: int, years: int) -> tuple[int, float]:
     """Write the events of `customers` customers over `years` years; returns (events, seconds)."""
-    from streams.sample import SAMPLE_START, generate as journeys
+    from streams.local.sample import SAMPLE_START
+    from streams.local.sample import generate as journeys
 
     started, count = time.perf_counter(), 0
     with path.open("w") as out:
@@ -63,7 +64,7 @@ def measure(path: Path, trace: bool) -> dict:
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
-    from streams.model import load_model
+    from streams.core.model import load_model
     from streams.replay.run import run_replay
     from streams.replay.sources import iter_records
 
@@ -156,7 +157,7 @@ def main() -> None:
                   f"records per CPU second ({f['read_only_cpu_seconds'] / f['cpu_seconds']:.0%} of the replay's CPU)")
             print(f"    peak RSS {f['maxrss_mb']:,.0f} MiB"
                   + (f"; tracemalloc peak {f['traced_peak_mb']:,.0f} MiB (separate run)" if "traced_peak_mb" in f else ""))
-        (y1, a), (y2, b) = rows
+        (_, a), (_, b) = rows
         print()
         print(f"events ×{b['events'] / a['events']:.2f} for the same customers → peak RSS ×{b['maxrss_mb'] / a['maxrss_mb']:.2f}"
               + (f", tracemalloc peak ×{b['traced_peak_mb'] / a['traced_peak_mb']:.2f}" if "traced_peak_mb" in a else ""))

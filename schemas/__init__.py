@@ -20,7 +20,18 @@ MESSAGE_MODELS = {
 }
 
 __all__ = [
-    "DeadLetter", "Dimension", "NurtureAction", "Priority", "Reason", "TypeChange",
-    "STAGE_OF", "OrderPayload", "ScorePayload", "Stage", "SupportPayload", "Touchpoint",
-    "TouchpointEvent", "MESSAGE_MODELS",
+    "MESSAGE_MODELS",
+    "STAGE_OF",
+    "DeadLetter",
+    "Dimension",
+    "NurtureAction",
+    "OrderPayload",
+    "Priority",
+    "Reason",
+    "ScorePayload",
+    "Stage",
+    "SupportPayload",
+    "Touchpoint",
+    "TouchpointEvent",
+    "TypeChange",
 ]

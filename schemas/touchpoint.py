@@ -166,7 +166,7 @@ class TouchpointEvent(BaseModel):
     payload: Payload | None = None
 
     @model_validator(mode="after")
-    def _stage_and_payload_agree_with_kind(self) -> "TouchpointEvent":
+    def _stage_and_payload_agree_with_kind(self) -> TouchpointEvent:
         expected = STAGE_OF[self.touchpoint]
         if self.stage is not expected:
             raise ValueError(

@@ -22,7 +22,7 @@ def main() -> None:
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
 def worker(loglevel: str) -> None:
     """Run the stream worker with the JOURNEY_* settings from the environment (Ctrl-C or SIGTERM stops it)."""
-    from streams.worker import run_worker
+    from streams.live.worker import run_worker
 
     run_worker(Settings(), loglevel)
 
@@ -30,7 +30,7 @@ def worker(loglevel: str) -> None:
 @main.command()
 def topics() -> None:
     """Create the input and output topics that do not exist yet."""
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     created = asyncio.run(ensure_topics(Settings()))
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
@@ -47,8 +47,8 @@ def advance_clock(until: str) -> None:
     """
     from datetime import datetime
 
+    from streams.replay.clock import advance_event_clock
     from streams.replay.command import parse_until
-    from streams.store import advance_event_clock
 
     at = parse_until(until)
     settings = Settings()
@@ -60,8 +60,8 @@ def advance_clock(until: str) -> None:
 
 def _model_or_exit(settings: Settings):
     """The rules and playbook the settings name; a bad file ends the command with its message."""
-    from streams.actions.playbook import PlaybookError
-    from streams.rules.compiled import RulesError
+    from streams.core.playbook.playbook import PlaybookError
+    from streams.core.rules.compiled import RulesError
 
     try:
         return settings.load_model()
@@ -75,18 +75,19 @@ def _model_or_exit(settings: Settings):
 def explain(customer_id: str) -> None:
     """Why CUSTOMER_ID is what they are: types, rules that hold with evidence, changes, actions sent and suppressed."""
     import redis
-
     from rich.console import Console
 
     from streams.core.state import CustomerState
     from streams.explain import render_customer
+    from streams.store import Keys
 
     settings = Settings()
     model = _model_or_exit(settings)
+    keys = Keys.for_settings(settings)
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        raw = client.get(f"{settings.key_prefix}:c:{customer_id}")
-        history = client.lrange(f"{settings.key_prefix}:h:{customer_id}", 0, -1)
+        raw = client.get(keys.state(customer_id))
+        history = client.lrange(keys.history(customer_id), 0, -1)
     except redis.exceptions.ConnectionError as exc:
         click.echo(f"cannot reach Redis at {settings.redis_url} ({exc}); set JOURNEY_REDIS_URL", err=True)
         sys.exit(2)
@@ -114,7 +115,7 @@ def types(signals: bool) -> None:
 @click.option("--quiet", is_flag=True, help="Print only the summary, not each change and action.")
 def demo(customers: int | None, quiet: bool) -> None:
     """Start a local broker and Redis, run the worker, feed sample journeys, print what happens."""
-    from streams.demo import run_demo
+    from streams.local.demo import run_demo
 
     sys.exit(run_demo(customers=customers, quiet=quiet))
 
@@ -155,55 +156,16 @@ def replay(file: Path, mapping: str | None, out_dir: Path, until: str | None, re
 
 
 @main.command("import")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False))
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", "mapping_ref", required=True, metavar="NAME_OR_PATH",
               help="A shipped mapping (orders, clickstream) or the path of a mapping YAML file.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the mapped events (JSON Lines).")
-def import_(export: str, mapping_ref: str, out: str) -> None:
+def import_(export: Path, mapping_ref: str, out: Path) -> None:
     """Turn a CSV / JSON Lines export into touchpoint events through a mapping file; report rejected rows.
 
     Exit code 0 even when rows were rejected (the report lists them), 2 when the mapping is invalid.
     """
-    from pathlib import Path
+    from streams.imports.command import import_command
 
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
-    from rich.text import Text
-
-    from streams.replay.mapping import ImportCounts, MappingError, iter_mapped, load_mapping, resolve_mapping
-
-    export, out = Path(export), Path(out)
-    counts, size, partial = ImportCounts(), export.stat().st_size, out.with_name(out.name + ".part")
-    status = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                        console=status, transient=True, disable=not status.is_terminal or size < 1 << 20)
-    try:
-        mapping = load_mapping(resolve_mapping(mapping_ref))
-        with progress, partial.open("w", encoding="utf-8") as fh:
-            task = progress.add_task(export.name, total=size)
-            for record in iter_mapped(export, mapping, counts):
-                if record.event is not None:
-                    fh.write(record.event.model_dump_json(by_alias=True, exclude_none=True) + "\n")
-                if counts.rows % 4096 == 0:
-                    progress.update(task, completed=counts.bytes_read)
-        partial.replace(out)
-    except MappingError as exc:
-        partial.unlink(missing_ok=True)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-    table = Table(title=f"{export.name} → {out.name}", title_justify="left")
-    for name, justify in (("rows", "left"), ("count", "right"), ("example lines / first reason", "left")):
-        table.add_column(name, justify=justify)
-    ignored = ", ".join(f"{value} ×{n}" for value, n in counts.ignored_values.most_common())
-    for label, n, detail in (("read", counts.rows, ""), ("mapped", counts.mapped, f"written to {out}"),
-                             ("ignored", counts.ignored, ignored), ("rejected", counts.rejected_total, "")):
-        table.add_row(label, str(n), Text(detail))
-    for reason, n in counts.rejected.most_common():
-        examples = counts.examples[reason]
-        lines = ", ".join(map(str, examples)) + (", …" if n > len(examples) else "")
-        table.add_row(Text(f"  {reason}"), str(n),
-                      Text(f"line{'s' if n > 1 else ''} {lines}\ne.g. {counts.first_detail[reason]}"))
-    Console().print(table)
+    sys.exit(import_command(export, mapping_ref, out))

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
+from streams.core.model import Model
+from streams.core.rules.signals import CATALOGUE
 from streams.core.state import CustomerState
-from streams.model import Model
-from streams.rules.signals import CATALOGUE
 
 
 def _when(ts: float | None) -> str:

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DAY = 86_400.0
-
 if TYPE_CHECKING:
-    from streams.model import Model
+    from streams.core.model import Model
 
 
 class Settings(BaseSettings):
@@ -59,18 +57,18 @@ class Settings(BaseSettings):
     retry_max_backoff_s: PositiveFloat = Field(5.0, description="Longest pause between retries while Redis or Kafka is down.")
 
     rules_file: Path | None = Field(
-        None, description="The customer-type rules (YAML); default: the shipped streams/rules/default.yaml."
+        None, description="The customer-type rules (YAML); default: the shipped streams/core/rules/default.yaml."
     )
     playbook_file: Path | None = Field(
-        None, description="The nurture playbook (YAML); default: the shipped streams/actions/default.yaml."
+        None, description="The nurture playbook (YAML); default: the shipped streams/core/playbook/default.yaml."
     )
     dedupe_window: PositiveInt = Field(
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
 
-    def load_model(self) -> "Model":
+    def load_model(self) -> Model:
         """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""
-        from streams.model import load_model
+        from streams.core.model import load_model
 
         return load_model(self.rules_file, self.playbook_file, self.dedupe_window)
 

@@ -27,7 +27,7 @@ def custom_error(detail: str, at: str | None = None) -> PydanticCustomError:
     return PydanticCustomError(CUSTOM, "{detail}", {"detail": detail} | ({"at": at} if at else {}))
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     if value is None:
         return "nothing"
     for kind, name in ((bool, "true/false"), (str, "text"), (int | float, "number"), (list, "a list"),
@@ -78,7 +78,7 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Lin
         try:
             seen = key in data
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be text", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, "a key must be text", key_node.start_mark) from None
         if seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {data.lines[key]})", key_node.start_mark)
@@ -151,10 +151,10 @@ def _explain(model: type[BaseModel], error: dict, loc: tuple) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown field ({hint}allowed here: {', '.join(allowed)})"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected a mapping of fields (key: value), got {_shown(error['input'])}"
+        return f"expected a mapping of fields (key: value), got {shown(error['input'])}"
     if kind == "value_error":  # our validators' own words say it all
         return error["msg"].removeprefix("Value error, ")
-    return f"{error['msg'].removeprefix('Value error, ')}, got {_shown(error['input'])}"
+    return f"{error['msg'].removeprefix('Value error, ')}, got {shown(error['input'])}"
 
 
 def _is_branch(part) -> bool:
@@ -168,7 +168,7 @@ def _where(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not _is_branch(p)) or "(top level)"
 
 
-def load_model(path: str | Path, model: type[BaseModel], error: type[Exception], top_hint: str = "",
+def validated_yaml(path: str | Path, model: type[BaseModel], error: type[Exception], top_hint: str = "",
                context: dict | None = None):
     """Read a YAML file and validate it as `model`; any problem raises `error` naming each line and field."""
     path = Path(path)
@@ -177,7 +177,7 @@ def load_model(path: str | Path, model: type[BaseModel], error: type[Exception],
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read the file: {exc}") from None
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         hint = " (quote strptime formats: \"%Y-%m-%d\")" if "'%'" in str(exc.problem) else ""
@@ -186,7 +186,7 @@ def load_model(path: str | Path, model: type[BaseModel], error: type[Exception],
     except yaml.YAMLError as exc:
         raise error(f"{path.name}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise error(f"{path.name} line 1: expected a mapping of fields{top_hint}, got {_shown(data)}")
+        raise error(f"{path.name} line 1: expected a mapping of fields{top_hint}, got {shown(data)}")
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:

@@ -5,7 +5,7 @@ reason rule, key evidence values, cause and time) and the playbook's action for 
 near-miss journey, one threshold short, that must not produce it. Traits that decay also
 carry the steps that clear them and the expected `trait.<name>.cleared` change.
 
-The table is plain data so that it can be run through the pure core (tests/test_scenarios.py)
+The table is plain data so that it can be run through the pure core (tests/unit/core/test_scenarios.py)
 or through the live broker: every step is either a `TouchpointEvent` (produce it, keyed by its
 customer id) or an `Advance` (let the clock reach that instant with no event of this customer:
 `advance()` in the core; with the event clock of a live deployment, an event of another
@@ -13,14 +13,16 @@ customer on the same partition at that time).
 
 Times are days after `T0`; every customer is in the home market (country PT, language pt-PT)
 unless the scenario is about `international`. Expected values are written from the journey and
-the thresholds of `streams/rules/default.yaml`, not taken from the code's output.
+the thresholds of `streams/core/rules/default.yaml`, not taken from the code's output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+
+from timeline import Timeline
 
 from schemas import (
     STAGE_OF,
@@ -40,19 +42,8 @@ SECOND = MINUTE / 60
 INACTIVITY = "inactivity"
 
 
-def at(day: float) -> datetime:
-    return T0 + timedelta(days=day)
-
-
-def ts(day: float) -> float:
-    return at(day).timestamp()
-
-
-def iso_z(day: float) -> str:
-    """The instant as the outputs spell it: ISO-8601 UTC with a Z (microseconds only when needed)."""
-    moment = at(day)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+_TIMELINE = Timeline(T0)
+at, ts, iso_z = _TIMELINE.at, _TIMELINE.ts, _TIMELINE.iso_z
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Both entry points are pure by default: they copy the state they are given, read no clock
 and do no I/O. `now` is always passed in, so a replay and a live run decide alike. What
-the customer *is* comes from the rules file (`streams/rules`), what they *get* from the
-playbook (`streams/actions`); both arrive in a `Model` (`streams/model.py`).
+the customer *is* comes from the rules file (`streams/core/rules`), what they *get* from the
+playbook (`streams/core/playbook`); both arrive in a `Model` (`streams/core/model.py`).
 """
 
 from __future__ import annotations
@@ -12,15 +12,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from schemas import Dimension, NurtureAction, Reason, Stage, Touchpoint, TouchpointEvent, TypeChange
-from schemas import OrderPayload, ScorePayload, SupportPayload
+from schemas import (
+    Dimension,
+    NurtureAction,
+    OrderPayload,
+    Reason,
+    ScorePayload,
+    Stage,
+    SupportPayload,
+    Touchpoint,
+    TouchpointEvent,
+    TypeChange,
+)
 from streams.core import ids
+from streams.core.rules.signals import TIME
 from streams.core.state import CustomerState
 from streams.core.trusted import trusted
-from streams.rules.signals import TIME
 
 if TYPE_CHECKING:
-    from streams.model import Model
+    from streams.core.model import Model
 
 
 class RulesLoop(RuntimeError):
@@ -49,7 +59,7 @@ class Outcome:
     state: CustomerState
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
-    suppressed: list = field(default_factory=list)  # streams.actions.playbook.Suppressed
+    suppressed: list = field(default_factory=list)  # streams.core.playbook.playbook.Suppressed
     duplicate: bool = False
 
 
@@ -205,7 +215,7 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
     state.checked_at = now if state.checked_at is None or now > state.checked_at else state.checked_at
 
 
-def next_due(state: CustomerState, model: Model | None = None) -> float | None:
+def next_due(state: CustomerState) -> float | None:
     """When time alone could next change this customer (None: only an event can).
 
     Computed by the core each time it judges the customer and kept in the state (`due_at`).

@@ -3,7 +3,7 @@
 Times are epoch seconds (floats) to keep the record small and the arithmetic cheap.
 Only facts that cannot be derived are stored: the average spend and the purchase
 rhythm are computed from the totals and the first / last purchase times, and every
-rule reads these facts through the signals of `streams/rules/signals.py`.
+rule reads these facts through the signals of `streams/core/rules/signals.py`.
 Fields at their defaults are left out of the Redis record, and fields are stored under
 short keys (see the aliases): this keeps a typical customer under 1 KB.
 """
@@ -11,7 +11,6 @@ short keys (see the aliases): this keeps a typical customer under 1 KB.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, TypeAdapter

@@ -1,10 +1,10 @@
 """Building output models from values the core made itself, without validating them again.
 
 pydantic's `model_construct` skips validation but still walks every field and its aliases on
-each call; for the two or three outputs of a typical event that walk was a tenth of the
-core's time. `trusted(Model)` does that walk once and returns a builder that only fills the
+each call; for the two or three outputs of a typical event that walk was a large share of
+the core's time. `trusted(Model)` does that walk once and returns a builder that only fills the
 instance. The caller must pass every field without a default, by its Python name, with a
-value of the field's type: tests/test_schemas.py validates what the core builds against the
+value of the field's type: tests/unit/schemas/test_schemas.py validates what the core builds against the
 models and their JSON Schemas.
 """
 

@@ -28,7 +28,7 @@ def _shade(n: int, most: int) -> str:
 def transitions_svg(transitions: Mapping[tuple[str | None, str | None], int],
                     title: str = "Lifecycle transitions") -> str:
     """An SVG document of `(from, to) -> changes`; `from` None is a customer's first type."""
-    rows = [None] + ordered_types(a for a, _ in transitions if a is not None)
+    rows = [None, *ordered_types(a for a, _ in transitions if a is not None)]
     cols = ordered_types(b for _, b in transitions if b is not None)
     most = max(transitions.values(), default=0) or 1
     total = sum(transitions.values())

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from streams.settings import Settings
 
@@ -50,7 +59,7 @@ def replay_command(file: Path, mapping: str | None, out_dir: Path, until: str | 
             return 2
     mapping_errors: tuple[type[Exception], ...] = ()
     if mapping is not None:
-        from streams.replay.mapping import MappingError
+        from streams.imports.mapping import MappingError
 
         mapping_errors = (MappingError,)
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from schemas import NurtureAction, TouchpointEvent, TypeChange
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
-from streams.model import Model
+from streams.core.model import Model
 
 
 @dataclass
@@ -56,7 +56,7 @@ class OfflineReplay:
         state = outcome.state
         customer_id = state.customer_id
         self.states[customer_id] = state
-        due = next_due(state, self.model)
+        due = next_due(state)
         if due is None:
             self._due_of.pop(customer_id, None)
         elif self._due_of.get(customer_id) != due:

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator, MutableMapping
 import redis
 
 from streams.core import CustomerState
+from streams.store.keys import REPLAY_STATES
 
-DEFAULT_PREFIX = "replay:c:"
+DEFAULT_PREFIX = REPLAY_STATES
 
 
 class RedisStates(MutableMapping[str, CustomerState]):
@@ -40,7 +41,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
             self.clear_prefix()
 
     @classmethod
-    def from_url(cls, url: str, **kwargs) -> "RedisStates":
+    def from_url(cls, url: str, **kwargs) -> RedisStates:
         return cls(redis.Redis.from_url(url), **kwargs)
 
     # ---------------------------------------------------------------- batch loads and stores

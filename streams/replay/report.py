@@ -127,7 +127,7 @@ class ReplayReport:
 
     def matrix(self) -> Table:
         """From (rows) × to (columns): how many changes moved customers between lifecycle types."""
-        rows = [None] + ordered_types(a for a, _ in self.transitions if a is not None)
+        rows = [None, *ordered_types(a for a, _ in self.transitions if a is not None)]
         cols = ordered_types(b for _, b in self.transitions if b is not None)
         table = _titled("Lifecycle transitions (from → to)")
         table.add_column("from \\ to")

@@ -11,19 +11,21 @@ import gc
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
 from schemas import Dimension
-from streams.model import Model
+from streams.core.engine import iso
+from streams.core.model import Model
+from streams.imports.records import SourceRecord
 from streams.replay.engine import Emitted, OfflineReplay
-from streams.replay.records import SourceRecord
 from streams.replay.redis_states import RedisStates
 from streams.replay.report import ReplayReport, reason_of
+from streams.store.keys import REPLAY_STATES
 
 #: Records read, applied and written per step. In memory a small chunk keeps the records it holds
-#: in the CPU cache (measured ~10% faster than 2048); with Redis a chunk is one batch load.
+#: in the CPU cache (faster than large chunks: benchmarks/bench_replay.py); with Redis a chunk is one batch load.
 CHUNK = 128
 REDIS_CHUNK = 2048
 #: `progress` is called about this often (in records).
@@ -42,7 +44,7 @@ class _Outputs:
         self.files = None
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.files = [open(out_dir / name, "wb") for name in OUTPUT_FILES]
+            self.files = [open(out_dir / name, "wb") for name in OUTPUT_FILES]  # noqa: SIM115 - closed by close()
         self.pending: list[list[bytes]] = [[], [], []]
 
     def write(self) -> None:
@@ -66,7 +68,7 @@ def run_replay(
     out_dir: str | Path | None = None,
     redis_url: str | None = None,
     progress: Callable[[int], None] | None = None,
-    redis_prefix: str = "replay:c:",
+    redis_prefix: str = REPLAY_STATES,
     redis_cache: int = 50_000,
 ) -> ReplayReport:
     """Replay `records` through the core with `model` (rules, playbook: `Settings().load_model()`)
@@ -81,7 +83,7 @@ def run_replay(
     store = RedisStates.from_url(redis_url, prefix=redis_prefix, capacity=redis_cache) if redis_url else None
     replay = OfflineReplay(model, store)
     report = ReplayReport(out_dir=None if out_dir is None else Path(out_dir),
-                          until=None if until_ts is None else _iso(until_ts))
+                          until=None if until_ts is None else iso(until_ts))
     out = _Outputs(report.out_dir)
     try:
         next_progress = PROGRESS_EVERY
@@ -174,10 +176,6 @@ def _write_summary(report: ReplayReport) -> None:
 
     (report.out_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n")
     (report.out_dir / "transitions.svg").write_text(transitions_svg(report.transitions))
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:

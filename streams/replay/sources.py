@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import TouchpointEvent
-from streams.intake import describe
-from streams.replay.records import SourceRecord
+from streams.core.intake import describe
+from streams.imports.records import SourceRecord
 
 #: How often (in lines) `bytes_read` is brought up to date: often enough for a progress bar.
 _PROGRESS_EVERY = 4096
@@ -35,7 +35,7 @@ class RecordSource:
         if mapping is None:
             self._records = _jsonl(self)
         else:  # resolved now, so a bad mapping fails here rather than at the first record
-            self._records = _mapped(self, resolve_mapping(mapping))
+            self._records = _mapped(self, _loaded_mapping(mapping))
 
     def __iter__(self) -> Iterator[SourceRecord]:
         return self._records
@@ -46,7 +46,7 @@ class RecordSource:
 
 def iter_records(path: str | os.PathLike, mapping: Any = None) -> RecordSource:
     """The file's records: JSON Lines of touchpoint events, or with `mapping` (a mapping file's
-    path, a shipped mapping's name, or a loaded mapping) any export `streams.replay.mapping` reads."""
+    path, a shipped mapping's name, or a loaded mapping) any export `streams.imports.mapping` reads."""
     return RecordSource(path, mapping)
 
 
@@ -78,26 +78,21 @@ def _text(line: bytes) -> str:
 
 def _mapped(source: RecordSource, mapping: Any) -> Iterator[SourceRecord]:
     """Delegates to the mapping importer, reading its byte count for `bytes_read`."""
-    from streams.replay import mapping as importer
+    from streams.imports.mapping import ImportCounts, iter_mapped
 
-    counts = importer.ImportCounts() if hasattr(importer, "ImportCounts") else None
-    records = importer.iter_mapped(source.path, mapping) if counts is None else \
-        importer.iter_mapped(source.path, mapping, counts)
-    done = 0
-    for record in records:
-        done += len(record.raw) + 1  # an estimate, when the importer counts no bytes
-        source.bytes_read = min(getattr(counts, "bytes_read", done), source.size)
+    counts = ImportCounts()
+    for record in iter_mapped(source.path, mapping, counts):
+        source.bytes_read = min(counts.bytes_read, source.size)
         yield record
     source.bytes_read = source.size
 
 
-def resolve_mapping(mapping: Any) -> Any:
+def _loaded_mapping(mapping: Any) -> Any:
     """A mapping file's path or a shipped mapping's name → the loaded mapping (anything else as is)."""
-    from streams.replay.mapping import load_mapping, shipped_mapping
+    from streams.imports.mapping import load_mapping, resolve_mapping
 
     if isinstance(mapping, str):
-        looks_like_path = Path(mapping).exists() or "/" in mapping or mapping.endswith((".yaml", ".yml"))
-        mapping = Path(mapping) if looks_like_path else shipped_mapping(mapping)
+        mapping = resolve_mapping(mapping)
     if isinstance(mapping, os.PathLike):
         return load_mapping(Path(mapping))
     return mapping

@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
-from streams.replay.records import SourceRecord
+from streams.imports.records import SourceRecord
+from streams.kafka import clients
+from streams.kafka.topics import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 #: Acknowledgements are awaited once this many sends are in flight (and at the end).
 CHUNK = 4000
@@ -60,9 +60,7 @@ async def replay_to_kafka(
     result = ToKafkaResult()
     total = len(records) if hasattr(records, "__len__") else None  # type: ignore[arg-type]
     task = progress.add_task(f"producing to {settings.topic_touchpoints}", total=total) if progress is not None else None
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=10, max_batch_size=256 * 1024,
-    )
+    producer = clients.producer(settings, acks="all", linger_ms=10, max_batch_size=256 * 1024)
     await producer.start()
     pending: list[asyncio.Future] = []
     skipped = 0  # rejected records not yet shown on the progress bar

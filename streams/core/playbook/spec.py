@@ -1,0 +1,68 @@
+"""The playbook file, as pydantic models: actions, what triggers them, caps and suppression."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, ValidationInfo, model_validator
+
+from schemas import Priority
+from streams.yamlfile import custom_error
+
+
+class Kind(StrEnum):
+    PROMOTION = "promotion"  # an offer: suppressed while a customer is angry, capped
+    MARKETING = "marketing"  # a marketing message without an offer: capped
+    SERVICE = "service"  # support routing and care: never capped or suppressed by mood
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Action(_Strict):
+    channel: str = Field(min_length=1)
+    priority: Priority = Priority.NORMAL
+    kind: Kind
+    cooldown_days: NonNegativeFloat = Field(description="Not sent again to the same customer within this many days.")
+    description: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Caps(_Strict):
+    marketing_per_week: NonNegativeInt = Field(3, description="Most promotion + marketing messages per customer per 7 days.")
+
+
+class Suppression(_Strict):
+    promotions_while: list[str] = Field(
+        default_factory=list, description="Traits during which no promotion is sent (e.g. angry)."
+    )
+    last_win_back: str | None = Field(
+        None, description="Action sent once to a lapsed customer; after it, no promotion or marketing until they return."
+    )
+
+
+class PlaybookFile(_Strict):
+    version: int = Field(1, ge=1, le=1)
+    caps: Caps = Field(default_factory=Caps)
+    suppress: Suppression = Field(default_factory=Suppression)
+    actions: dict[str, Action]
+    triggers: dict[str, list[str]] = Field(description="Type (lifecycle type or trait) -> actions sent on entering it.")
+
+    @model_validator(mode="after")
+    def _known_names(self, info: ValidationInfo) -> PlaybookFile:
+        types, rules = (info.context or {}).get("types"), (info.context or {}).get("rules", "the rules")
+        for type_, names in self.triggers.items():
+            if types is not None and type_ not in types:
+                raise custom_error(f"{type_!r} is not a type {rules} defines ({', '.join(sorted(types))})",
+                                   at=f"triggers.{type_}")
+            for name in names:
+                if name not in self.actions:
+                    raise custom_error(f"unknown action {name!r} (define it under `actions`)", at=f"triggers.{type_}")
+        if self.suppress.last_win_back is not None and self.suppress.last_win_back not in self.actions:
+            raise custom_error(f"unknown action {self.suppress.last_win_back!r}", at="suppress.last_win_back")
+        for name in self.suppress.promotions_while:
+            if types is not None and name not in types:
+                raise custom_error(f"{name!r} is not a type {rules} defines", at="suppress.promotions_while")
+        return self

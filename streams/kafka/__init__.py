@@ -1,0 +1,1 @@
+"""Every Kafka client the product builds, the batched publish with its partitioner, and topic admin."""

@@ -1,0 +1,322 @@
+"""The live shell around the pure core: batches of raw messages in, Redis and Kafka out.
+
+Per batch: one Redis read (of the states this worker does not remember having written:
+`streams/live/warm_states.py`), the core on every event, one atomic Redis write per
+partition (state + due times + outbox + applied offset, pipelined together), one
+publish of the outbox, one trim. The Kafka offsets are acknowledged only after that,
+and an input offset at or below the partition's applied offset is skipped, so a
+redelivered event changes nothing and emits nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from schemas import TouchpointEvent
+from streams.core import CustomerState, Outcome, advance, apply_event, next_due
+from streams.core.engine import RulesLoop
+from streams.core.intake import InputMessage, dead_letter, decode
+from streams.core.model import Model
+from streams.live import outbox
+from streams.live.retry import retrying
+from streams.live.warm_states import WarmStates
+from streams.settings import Settings
+from streams.store import JourneyStore, PartitionCommit
+
+log = logging.getLogger(__name__)
+
+#: Sends messages to Kafka and returns once the broker has acknowledged every one.
+Publish = Callable[[list[outbox.OutboundMessage]], Awaitable[None]]
+
+
+@dataclass
+class Stats:
+    """Running counts, for logs, the demo and the benchmark."""
+
+    events: int = 0
+    redelivered: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    changes: int = 0
+    actions: int = 0
+    suppressed: int = 0
+    published: int = 0
+    fenced_batches: int = 0
+    redis_round_trips: int = 0
+    by_error: Counter = field(default_factory=Counter)
+
+    def counters(self) -> dict[str, int]:
+        """The plain counts, by name."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, int)}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A partition's commit, and what the processor keeps beside it until it lands: the states it
+    writes (to remember them) and its outbox entries as messages (to publish them unparsed)."""
+
+    commit: PartitionCommit
+    touched: dict[str, CustomerState] = field(default_factory=dict)
+    messages: list[outbox.OutboundMessage] = field(default_factory=list)
+
+    def send(self, message: outbox.OutboundMessage) -> None:
+        self.messages.append(message)
+        self.commit.outbox.append(outbox.entry(message))
+
+
+class Processor:
+    """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
+
+    def __init__(self, settings: Settings, store: JourneyStore, publish: Publish, model: Model | None = None):
+        self.settings = settings
+        self.model = model if model is not None else settings.load_model()
+        self.store = store
+        self.publish = publish
+        self.lock = asyncio.Lock()
+        self.stats = Stats()
+        self.warm = WarmStates(settings.warm_states)
+
+    async def _redis(self, op: Callable[[], Awaitable], what: str):
+        self.stats.redis_round_trips += 1
+        return await retrying(op, what, self.settings.retry_max_backoff_s)
+
+    def _emit(self, out: Outcome, pending: _Pending) -> None:
+        s = self.settings
+        key = out.state.customer_id
+        for change in out.changes:
+            pending.send(outbox.message(s.topic_type_changes, key, change))
+        for action in out.actions:
+            pending.send(outbox.message(s.topic_nurture_actions, key, action))
+        self.stats.changes += len(out.changes)
+        self.stats.actions += len(out.actions)
+        self.stats.suppressed += len(out.suppressed)
+
+    def _finish(self, pending: _Pending) -> None:
+        commit = pending.commit
+        for cid, state in pending.touched.items():
+            commit.states[cid] = state.to_json()
+            commit.due[cid] = next_due(state)
+
+    async def process_batch(self, messages: list[InputMessage]) -> None:
+        """Apply a batch of input messages (any partitions, in offset order per partition)."""
+        async with self.lock:
+            try:
+                await self._process_batch(messages)
+            except BaseException:
+                # States may have been changed in place without their commit landing: remember none.
+                self.warm.forget_all()
+                raise
+
+    async def _load(self, partitions: list[int], wanted: dict[str, int]) -> tuple[dict, dict[str, CustomerState]]:
+        """The partitions' marks and the wanted customers' states (customer id -> partition), in one round trip
+        for what must be read from Redis."""
+        remembered, to_read = self._split_remembered(wanted)
+        marks, states = await self._redis(lambda: self.store.load(partitions, to_read), "Redis read")
+        await self._add_remembered(remembered, marks, states)
+        return marks, states
+
+    def _split_remembered(self, wanted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+        """Which wanted customers this worker remembers (`streams/live/warm_states.py`), and which to read."""
+        warm = self.warm
+        remembered = {cid: p for cid, p in wanted.items() if warm.get(p, cid) is not None}
+        return remembered, [cid for cid in wanted if cid not in remembered]
+
+    async def _add_remembered(self, remembered: dict[str, int], marks: dict, states: dict[str, CustomerState]) -> None:
+        """Add the remembered states whose partition nobody else wrote since (the marks tell); read the others."""
+        trusted = {p: self.warm.check(p, marks[p].writer) for p in set(remembered.values())}
+        stale = []
+        for cid, p in remembered.items():
+            state = self.warm.get(p, cid) if trusted[p] else None
+            if state is None:
+                stale.append(cid)
+            else:
+                states[cid] = state
+        if stale:
+            states.update(await self._redis(lambda: self.store.load_states(stale), "Redis state read"))
+
+    async def _process_batch(self, messages: list[InputMessage]) -> None:
+        decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
+        by_partition: dict[int, list] = defaultdict(list)
+        wanted: dict[str, int] = {}
+        for item in decoded:
+            msg, ev = item
+            by_partition[msg.partition].append(item)
+            if isinstance(ev, TouchpointEvent):
+                wanted[ev.customer_id] = msg.partition
+        partitions = list(by_partition)
+        marks, states = await self._load(partitions, wanted)
+
+        commits = []
+        for p, items in by_partition.items():
+            mark = marks[p]
+            commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
+            pending = _Pending(commit)
+            touched = pending.touched
+            failed: set[int] = set()  # ids of the events the core failed on (rare)
+            for at, (msg, ev) in enumerate(items):
+                if mark.offset is not None and msg.offset <= mark.offset:
+                    self.stats.redelivered += 1
+                    continue
+                commit.new_offset = msg.offset
+                if isinstance(ev, str):
+                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, ev)))
+                    self.stats.dead_lettered += 1
+                    self.stats.by_error[ev.split(":")[0]] += 1
+                    continue
+                self.stats.events += 1
+                cid = ev.customer_id
+                state = touched.get(cid)
+                try:
+                    # In place, the batch's later events of a customer too: a copy per event cost more than
+                    # the rest of the core. Should the core fail half-way, the state is rebuilt instead.
+                    out = apply_event(states.get(cid) if state is None else state, ev, self.model, in_place=True)
+                except Exception as exc:  # a poison event must not stall the partition
+                    log.exception("applying event %s failed; dead-lettering it", ev.event_id)
+                    error = f"internal error applying the event: {exc!r}"
+                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
+                    self.stats.dead_lettered += 1
+                    failed.add(id(ev))
+                    earlier = [e for m, e in items[:at] if isinstance(e, TouchpointEvent) and e.customer_id == cid
+                               and (mark.offset is None or m.offset > mark.offset) and id(e) not in failed]
+                    rebuilt = await self._rebuild(cid, earlier)
+                    if cid in touched:
+                        touched[cid] = rebuilt
+                    elif rebuilt is not None:
+                        states[cid] = rebuilt
+                    continue
+                if out.duplicate:
+                    self.stats.duplicates += 1
+                    continue
+                touched[cid] = out.state
+                commit.clock = max(commit.clock, ev.occurred_ts)
+                self._emit(out, pending)
+            self._finish(pending)
+            if commit.new_offset != mark.offset:
+                commits.append(pending)
+        await self._commit_and_publish(commits)
+
+    async def _rebuild(self, cid: str, earlier: list[TouchpointEvent]) -> CustomerState | None:
+        """The customer's state as the batch's earlier events left it, after the core failed half-way
+        through changing it in place: read from Redis again, and those events applied once more (the
+        core is pure, so they give the same state; their outputs are already in the outbox)."""
+        self.warm.forget(cid)
+        state = (await self._redis(lambda: self.store.load_states([cid]), "Redis state read")).get(cid)
+        for event in earlier:
+            state = apply_event(state, event, self.model, in_place=True).state
+        return state
+
+    async def _commit_and_publish(self, commits: list[_Pending]) -> None:
+        """Write each partition's commit, remember the states that landed, publish their outboxes."""
+        if not commits:
+            return
+        results = await self._redis(lambda: self.store.commit([pending.commit for pending in commits]), "Redis commit")
+        ready: dict[int, list[outbox.OutboundMessage]] = {}
+        to_drain = []
+        for pending in commits:
+            c = pending.commit
+            result = results[c.partition]
+            if result.applied:
+                self.warm.remember(c.partition, c.token, pending.touched, result.previous_writer)
+            else:  # its states were changed in place, and Redis does not hold them
+                self.warm.forget_partitions([c.partition])
+            if result.applied and result.outbox_before == 0:
+                ready[c.partition] = pending.messages
+            elif result.applied or result.stored_offset == c.new_offset:
+                # Entries of an earlier run are waiting (or a retried commit had already landed):
+                # publish the whole outbox, oldest first.
+                to_drain.append(c.partition)
+            else:
+                self.stats.fenced_batches += 1
+                log.warning(
+                    "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
+                    c.partition, result.stored_offset, c.expected_offset,
+                )
+        if to_drain:
+            ready.update(await self._read_outboxes(to_drain))
+        await self._publish_and_trim(ready)
+
+    async def _read_outboxes(self, partitions: list[int]) -> dict[int, list[outbox.OutboundMessage]]:
+        entries = await self._redis(lambda: self.store.read_outboxes(partitions), "Redis outbox read")
+        return {p: [outbox.parse(e) for e in found] for p, found in entries.items()}
+
+    async def _publish_and_trim(self, ready: dict[int, list[outbox.OutboundMessage]]) -> None:
+        """Publish each partition's outbox messages, then trim as many entries off its outbox in Redis."""
+        messages = [m for found in ready.values() for m in found]
+        if messages:
+            await retrying(lambda: self.publish(messages), "Kafka publish", self.settings.retry_max_backoff_s)
+            self.stats.published += len(messages)
+            await self._redis(
+                lambda: self.store.trim_outboxes({p: len(e) for p, e in ready.items()}), "Redis outbox trim"
+            )
+
+    async def sweep(self, partitions: Iterable[int], wall_now: float | None = None, limit: int = 1000) -> int:
+        """Fire the inactivity checks that fell due on these (owned) partitions, and publish any left-over outbox.
+
+        Which clock decides is a setting: the wall clock, or each partition's own event clock (the
+        latest event time applied on it). Not one clock for the whole topic: partitions are consumed
+        at different speeds, and a partition that is ahead must not flag a customer whose next
+        purchase still waits, unread, in a partition that is behind. Returns how many customers
+        were advanced.
+        """
+        partitions = sorted(partitions)
+        if not partitions:
+            return 0
+        async with self.lock:
+            marks, backlog = await self._redis(lambda: self.store.marks_and_backlog(partitions), "Redis sweep read")
+            leftovers = [p for p in partitions if backlog[p]]
+            if leftovers:
+                await self._publish_and_trim(await self._read_outboxes(leftovers))
+            wall = time.time() if wall_now is None else wall_now
+            now_by_partition = {
+                p: (marks[p].clock if self.settings.clock == "event" else wall)
+                for p in partitions
+                if marks[p].clock or self.settings.clock == "wall"
+            }
+            if not now_by_partition:
+                return 0
+            due = await self._redis(lambda: self.store.due_customers(now_by_partition, limit), "Redis due read")
+            wanted = {cid: p for p, members in due.items() for cid in members}
+            if not wanted:
+                return 0
+            try:
+                await self._sweep_due(due, wanted, marks, now_by_partition)
+            except BaseException:  # as in `process_batch`: states may have changed in place, uncommitted
+                self.warm.forget_all()
+                raise
+            return len(wanted)
+
+    async def _sweep_due(self, due: dict[int, list[str]], wanted: dict[str, int], marks: dict,
+                         now_by_partition: dict[int, float]) -> None:
+        """Advance the due customers in place, then commit and publish what time changed."""
+        remembered, to_read = self._split_remembered(wanted)
+        states = await self._redis(lambda: self.store.load_states(to_read), "Redis state read") if to_read else {}
+        await self._add_remembered(remembered, marks, states)
+        commits = []
+        for p, members in due.items():
+            if not members:
+                continue
+            mark = marks[p]
+            commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
+            pending = _Pending(commit)
+            for cid in members:
+                state = states.get(cid)
+                if state is None:
+                    commit.due[cid] = None
+                    continue
+                try:  # in place: on failure the state is not written back, Redis keeps it as it was
+                    out = advance(state, now_by_partition[p], self.model, in_place=True)
+                except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
+                    log.exception("advancing customer %s failed; their due time is dropped", cid)
+                    self.warm.forget(cid)
+                    commit.due[cid] = None
+                    continue
+                pending.touched[cid] = out.state
+                self._emit(out, pending)
+            self._finish(pending)
+            commits.append(pending)
+        await self._commit_and_publish(commits)

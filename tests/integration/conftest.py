@@ -1,0 +1,184 @@
+"""Fixtures for the integration tests: one real Tansu broker and one real redis-server per session,
+and per test a fresh deployment (its own topics, consumer group and Redis key prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.core.state import CustomerState
+from streams.kafka.topics import ensure_topics
+from streams.local.demo import local_env, start_worker, stop_worker
+from streams.local.stack import LocalStack
+from streams.settings import Settings
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    with LocalStack() as running:
+        yield running
+
+
+class Deployment:
+    """One isolated instance of the service on the shared stack: its topics, group, key prefix and workers."""
+
+    def __init__(self, stack: LocalStack, tmp_path: Path, input_of: Deployment | None = None, **overrides: str):
+        n = next(_names)
+        self.stack = stack
+        self.tmp_path = tmp_path
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        names = {
+            "JOURNEY_TOPIC_TOUCHPOINTS": f"t{n}.touchpoints",
+            "JOURNEY_TOPIC_TYPE_CHANGES": f"t{n}.type-changes",
+            "JOURNEY_TOPIC_NURTURE_ACTIONS": f"t{n}.nurture-actions",
+            "JOURNEY_TOPIC_DEAD_LETTER": f"t{n}.dead-letter",
+            "JOURNEY_CONSUMER_GROUP": f"t{n}-group",
+            "JOURNEY_KEY_PREFIX": f"t{n}",
+            "JOURNEY_PARTITIONS": "2",
+        }
+        if input_of is not None:  # read the same input topic as another deployment
+            names["JOURNEY_TOPIC_TOUCHPOINTS"] = input_of.settings.topic_touchpoints
+        self.env = local_env(stack, **{**names, **overrides})
+        self.settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in self.env.items()})
+        asyncio.run(ensure_topics(self.settings))
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.workers = []
+        # Next offset of each input partition, from the produce acknowledgements: Tansu's ListOffsets
+        # answers the base offset of a partition's last record batch + 1, which falls short.
+        self.input_ends: dict[int, int] = input_of.input_ends if input_of is not None else {}
+        self._producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
+
+    def start_worker(self, **overrides: str):
+        log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        proc = start_worker({**self.env, **overrides}, log)
+        self.workers.append(proc)
+        return proc
+
+    def worker_log(self, worker=None) -> str:
+        """The end of every worker's log, or the whole log of one worker."""
+        if worker is not None:
+            return (self.tmp_path / f"worker-{self.workers.index(worker)}.log").read_text()
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def produce(self, events: list[dict]) -> list[int]:
+        """Produce touchpoint events keyed by customer; returns their offsets."""
+        return self.produce_raw([(e["customer_id"].encode(), json.dumps(e).encode()) for e in events])
+
+    def produce_raw(self, messages: list[tuple[bytes | None, bytes]]) -> list[int]:
+        futures = [self._producer.send(self.settings.topic_touchpoints, key=k, value=v) for k, v in messages]
+        self._producer.flush()
+        acks = [f.get(timeout=10) for f in futures]
+        for ack in acks:
+            self.input_ends[ack.partition] = max(self.input_ends.get(ack.partition, 0), ack.offset + 1)
+        return [ack.offset for ack in acks]
+
+    def partition_ends(self) -> dict[int, int]:
+        return {p: self.input_ends.get(p, 0) for p in range(self.settings.partitions)}
+
+    def caught_up(self) -> bool:
+        """Every input message applied, every outbox empty, nothing due at the partition's clock."""
+        prefix, topic = self.settings.key_prefix, self.settings.topic_touchpoints
+        for p, end in self.partition_ends().items():
+            offset, clock = self.redis.hmget(f"{prefix}:mark:{topic}:{p}", "offset", "clock")
+            if end and (offset is None or int(offset) < end - 1):
+                return False
+            if self.redis.llen(f"{prefix}:outbox:{topic}:{p}"):
+                return False
+            now = float(clock) if (clock and self.settings.clock == "event") else time.time()
+            if self.redis.zcount(f"{prefix}:due:{topic}:{p}", "-inf", now):
+                return False
+        return True
+
+    def wait_caught_up(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.caught_up():
+                return
+            for proc in self.workers:
+                if proc.poll() not in (None, -9):
+                    raise AssertionError(f"worker exited with {proc.returncode}:\n{self.worker_log()}")
+            time.sleep(0.2)
+        raise AssertionError(f"the worker did not catch up within {timeout}s:\n{self.worker_log()}")
+
+    def stat(self, worker, name: str) -> int:
+        """A counter the worker process publishes to Redis every second."""
+        key = f"{self.settings.key_prefix}:stats:{socket.gethostname()}:{worker.pid}"
+        return int(self.redis.hget(key, name) or 0)
+
+    def wait_stat(self, worker, name: str, at_least: int, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.stat(worker, name)
+            if value >= at_least:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"worker stat {name} stayed below {at_least}:\n{self.worker_log()}")
+
+    def read(self, topic: str) -> list[dict]:
+        """Every message on an output topic so far, decoded.
+
+        Reads past the reported end offsets until a poll comes back empty: Tansu reports the
+        base offset of a partition's last batch + 1, so the last batch lies beyond that "end".
+        """
+        consumer = KafkaConsumer(bootstrap_servers=self.stack.bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, fetch_max_wait_ms=100)
+        try:
+            tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            out: list[dict] = []
+            empty_polls = 0
+            while empty_polls < 3 or any(consumer.position(tp) < ends[tp] for tp in tps):
+                records = consumer.poll(timeout_ms=300)
+                empty_polls = 0 if records else empty_polls + 1
+                for batch in records.values():
+                    out.extend(json.loads(r.value) for r in batch)
+            return out
+        finally:
+            consumer.close()
+
+    def changes(self) -> list[dict]:
+        return self.read(self.settings.topic_type_changes)
+
+    def actions(self) -> list[dict]:
+        return self.read(self.settings.topic_nurture_actions)
+
+    def dead_letters(self) -> list[dict]:
+        return self.read(self.settings.topic_dead_letter)
+
+    def states(self) -> dict[str, dict]:
+        prefix = f"{self.settings.key_prefix}:c:"
+        keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
+        return {k.decode()[len(prefix):]: CustomerState.from_json(v).as_dict() for k, v in zip(keys, self.redis.mget(keys), strict=False)}
+
+    def close(self) -> None:
+        for proc in self.workers:
+            stop_worker(proc)
+        self._producer.close()
+        self.redis.close()
+
+
+@pytest.fixture
+def deploy(stack, tmp_path):
+    """Make deployments; stops their workers at the end of the test."""
+    made = []
+
+    def make(**overrides: str) -> Deployment:
+        d = Deployment(stack, tmp_path / f"d{len(made)}", **overrides)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()

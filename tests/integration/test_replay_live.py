@@ -1,0 +1,177 @@
+"""Replay into Kafka on a real Tansu broker and a real redis-server: the live worker (event clock,
+advanced to the replay's end with `journey advance-clock`) gives exactly what the offline replay gives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from schemas import TouchpointEvent
+from streams.cli import main as journey
+from streams.core.model import load_model
+from streams.imports.records import SourceRecord
+from streams.local import sample
+from streams.replay.engine import Emitted, OfflineReplay
+from streams.replay.to_kafka import replay_to_kafka
+
+pytestmark = pytest.mark.integration
+
+
+def write_jsonl(path: Path, events: list[dict], bad_lines: dict[int, str] | None = None) -> None:
+    """The events one per line; `bad_lines` puts unparsable lines before the given event indexes."""
+    bad_lines = bad_lines or {}
+    with path.open("w") as out:
+        for i, event in enumerate(events):
+            if i in bad_lines:
+                out.write(bad_lines[i] + "\n")
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+
+def read_jsonl(path: Path) -> list[SourceRecord]:
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            records.append(SourceRecord(str(path), n, event=TouchpointEvent.model_validate_json(line), raw=line))
+        except ValidationError as exc:
+            records.append(SourceRecord(str(path), n, error=str(exc), raw=line))
+    return records
+
+
+def as_dicts(emitted: Emitted) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Changes and actions by id, as the JSON the worker publishes (TypeChange's `from_` is "from")."""
+    changes = [json.loads(c.model_dump_json(by_alias=True)) for c in emitted.changes]
+    actions = [json.loads(a.model_dump_json(by_alias=True)) for a in emitted.actions]
+    by_change, by_action = {c["change_id"]: c for c in changes}, {a["action_id"]: a for a in actions}
+    assert len(by_change) == len(changes) and len(by_action) == len(actions), "the offline replay repeated an id"
+    return by_change, by_action
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives(deploy, tmp_path):
+    events = list(sample.generate(300, seed=5))
+    # Two events re-sent as they were (same event_id) a little later in the stream.
+    for original in (1500, 700):
+        events.insert(original + 4, dict(events[original]))
+    path = tmp_path / "journeys.jsonl"
+    write_jsonl(path, events, bad_lines={300: "{not json"})
+    records = read_jsonl(path)
+    assert sum(r.event is None for r in records) == 1
+
+    # (a) offline, in file order, then on to a day after the last event
+    offline = OfflineReplay(load_model())
+    emitted = Emitted()
+    for record in records:
+        if record.event is not None:
+            step = offline.apply(record.event)
+            emitted.changes += step.changes
+            emitted.actions += step.actions
+    until = max(r.event.occurred_ts for r in records if r.event is not None) + timedelta(days=1).total_seconds()
+    at_end = offline.advance_to(until)
+    emitted.changes += at_end.changes
+    emitted.actions += at_end.actions
+    assert offline.counts.duplicates == 2
+    want_changes, want_actions = as_dicts(emitted)
+    assert any(c["caused_by"].startswith("inactivity@") for c in want_changes.values())
+
+    # (b) live: into Kafka, the worker on the event clock, then the clock advanced to the same instant
+    d = deploy(JOURNEY_CLOCK="event")
+    result = asyncio.run(replay_to_kafka(records, d.settings))
+    assert (result.produced, result.rejected) == (len(events), 1)
+    assert sum(result.end_offsets.values()) == len(events)  # a fresh topic: offsets start at 0
+    d.input_ends.update(result.end_offsets)
+    worker = d.start_worker()
+    d.wait_caught_up(timeout=120)
+    before_advance = {c["change_id"] for c in d.changes()}
+
+    run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
+    assert run.exit_code == 0, run.output
+    assert run.output.count("clock ") == d.settings.partitions
+    marks = [d.redis.hget(f"{d.settings.key_prefix}:mark:{d.settings.topic_touchpoints}:{p}", "clock")
+             for p in range(d.settings.partitions)]
+    assert [float(m) for m in marks] == [until] * d.settings.partitions
+    d.wait_caught_up(timeout=60)
+
+    got_changes, got_actions = d.changes(), d.actions()
+    assert len({c["change_id"] for c in got_changes}) == len(got_changes), "a change was published twice"
+    assert len({a["action_id"] for a in got_actions}) == len(got_actions), "an action was published twice"
+    live_changes = {c["change_id"]: c for c in got_changes}
+    live_actions = {a["action_id"]: a for a in got_actions}
+    assert before_advance < set(live_changes), "advancing the clock fired nothing"
+
+    assert set(live_changes) == set(want_changes)
+    assert set(live_actions) == set(want_actions)
+    for change_id, change in want_changes.items():
+        assert live_changes[change_id] == change
+    for action_id, action in want_actions.items():
+        assert live_actions[action_id] == action
+    assert d.wait_stat(worker, "duplicates", 2) == 2
+
+
+def test_a_paced_replay_takes_the_event_time_span_over_the_speedup_in_per_customer_order(deploy, tmp_path):
+    events = list(sample.generate(12, seed=9))[:40]
+    path = tmp_path / "paced.jsonl"
+    write_jsonl(path, events)
+    records = read_jsonl(path)
+    times = [r.event.occurred_ts for r in records]
+    span = max(times) - min(times)
+    assert span > 0
+    speedup = span / 1.5  # the whole span in about 1.5 s
+
+    d = deploy()
+    result = asyncio.run(replay_to_kafka(records, d.settings, speedup=speedup))
+    assert (result.produced, result.rejected) == (len(events), 0)
+    assert result.elapsed_s >= span / speedup * 0.9
+    assert result.elapsed_s < span / speedup + 10
+
+    produced = d.read(d.settings.topic_touchpoints)  # offset order within each partition
+    assert len(produced) == len(events)
+    sent, wanted = defaultdict(list), defaultdict(list)
+    for message in produced:
+        sent[message["customer_id"]].append(message["event_id"])
+    for event in events:
+        wanted[event["customer_id"]].append(event["event_id"])
+    assert sent == wanted
+    assert len(wanted) > 1 and any(len(ids) > 1 for ids in wanted.values())
+
+
+
+def test_a_batch_that_read_the_mark_before_an_advance_does_not_move_the_clock_back(deploy):
+    """commit.lua stores max(stored clock, the batch's clock): an advance is never undone by a batch in flight."""
+    import redis.asyncio as aioredis
+
+    from streams.replay.clock import advance_event_clock
+    from streams.store import JourneyStore, PartitionCommit
+
+    d = deploy(JOURNEY_CLOCK="event")
+    until = datetime(2027, 1, 1, tzinfo=UTC).timestamp()
+    earlier = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+
+    async def scenario():
+        client = aioredis.Redis.from_url(d.settings.redis_url)
+        store = JourneyStore(client, d.settings.key_prefix, d.settings.topic_touchpoints)
+        try:
+            marks, _ = await store.load([0], [])  # the batch reads the mark (no offset, no clock yet)
+            clocks = await advance_event_clock(d.settings, until)  # the clock is advanced meanwhile
+            assert clocks == {p: until for p in range(d.settings.partitions)}
+            results = await store.commit([PartitionCommit(0, marks[0].offset, 0, max(marks[0].clock, earlier))])
+            assert results[0].applied
+            after, _ = await store.load([0, 1], [])
+            assert (after[0].offset, after[0].clock) == (0, until)
+            assert (after[1].offset, after[1].clock) == (None, until)
+            # a batch with a later clock still moves it on, and advancing to an earlier time changes nothing
+            await store.commit([PartitionCommit(0, 0, 1, until + 5)])
+            assert (await advance_event_clock(d.settings, until - 86_400))[0] == until + 5
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
