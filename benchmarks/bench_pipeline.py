@@ -88,8 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steady-rate", type=float, default=2_000.0, help="events/s produced in the latency phase")
     p.add_argument("--steady-seconds", type=float, default=15.0, help="length of the latency phase")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--stall-timeout", type=float, default=60.0,
-                   help="give up when the worker makes no progress for this long (s)")
+    p.add_argument(
+        "--stall-timeout", type=float, default=60.0, help="give up when the worker makes no progress for this long (s)"
+    )
     return p.parse_args(argv)
 
 
@@ -106,8 +107,12 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 def make_progress() -> Progress:
     """A rich progress display for one long phase."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -209,8 +214,12 @@ class BareResult:
 async def bare_loop(bootstrap: str, topic: str, n: int, session_timeout_s: float) -> BareResult:
     """Consume the input topic in a fresh group, json.loads each value, produce one message each to a scratch topic."""
     consumer = clients.consumer(
-        kafka_settings(bootstrap), topic, group_id="bench-bare-loop", auto_offset_reset="earliest",
-        session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=1000,
+        kafka_settings(bootstrap),
+        topic,
+        group_id="bench-bare-loop",
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(session_timeout_s * 1000),
+        heartbeat_interval_ms=1000,
     )
     producer = fast_producer(bootstrap)
     await producer.start()
@@ -232,7 +241,9 @@ async def bare_loop(bootstrap: str, topic: str, n: int, session_timeout_s: float
                 for records in batch.values():
                     for record in records:
                         event = json.loads(record.value)
-                        pending.append(await producer.send(SCRATCH_TOPIC, record.value, key=event["customer_id"].encode()))
+                        pending.append(
+                            await producer.send(SCRATCH_TOPIC, record.value, key=event["customer_id"].encode())
+                        )
                         consumed += 1
                 if len(pending) >= CHUNK:
                     await asyncio.gather(*pending)
@@ -278,8 +289,9 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float | None]:
 
 def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float]:
     """CPU seconds each process used between two snapshots (processes that could not be read are left out)."""
-    return {name: after[name] - before[name] for name in before
-            if before[name] is not None and after.get(name) is not None}
+    return {
+        name: after[name] - before[name] for name in before if before[name] is not None and after.get(name) is not None
+    }
 
 
 async def read_stats(client: aioredis.Redis, keys: Keys) -> dict[str, int]:
@@ -308,7 +320,9 @@ def log_tail(path: Path, lines: int = 25) -> str:
 def check_alive(worker: subprocess.Popen, log_path: Path) -> None:
     """Raise with the worker's log tail if the worker process has exited."""
     if worker.poll() is not None:
-        raise BenchError(f"the worker exited with code {worker.returncode}; the end of {log_path}:\n{log_tail(log_path)}")
+        raise BenchError(
+            f"the worker exited with code {worker.returncode}; the end of {log_path}:\n{log_tail(log_path)}"
+        )
 
 
 async def applied_and_backlog(store: JourneyStore, partitions: int) -> tuple[dict[int, int], int]:
@@ -319,8 +333,13 @@ async def applied_and_backlog(store: JourneyStore, partitions: int) -> tuple[dic
 
 
 async def run_pipeline(
-    settings: Settings, worker: subprocess.Popen, started: float, ends: dict[int, int],
-    log_path: Path, stall_timeout: float, pids: dict[str, int],
+    settings: Settings,
+    worker: subprocess.Popen,
+    started: float,
+    ends: dict[int, int],
+    log_path: Path,
+    stall_timeout: float,
+    pids: dict[str, int],
 ) -> PipelineResult:
     """Watch the worker chew through the pre-produced input until it has caught up, and time it.
 
@@ -349,10 +368,15 @@ async def run_pipeline(
                     finished, cpu_after = now, cpu_snapshot(pids)
                     break
                 if now - last_progress_at > stall_timeout:
-                    what = (f"the worker applied nothing within {stall_timeout:.0f}s of starting" if first is None
-                            else f"the worker made no progress for {stall_timeout:.0f}s")
-                    raise BenchError(f"{what} ({done}/{n} applied, {backlog} outbox entries pending); "
-                                     f"the end of {log_path}:\n{log_tail(log_path)}")
+                    what = (
+                        f"the worker applied nothing within {stall_timeout:.0f}s of starting"
+                        if first is None
+                        else f"the worker made no progress for {stall_timeout:.0f}s"
+                    )
+                    raise BenchError(
+                        f"{what} ({done}/{n} applied, {backlog} outbox entries pending); "
+                        f"the end of {log_path}:\n{log_tail(log_path)}"
+                    )
                 await asyncio.sleep(0.05)
         stats = await wait_for_stats(client, Keys.for_settings(settings), n, worker, log_path)
     finally:
@@ -392,8 +416,9 @@ async def wait_caught_up(
             if all(applied[p] >= ends[p] for p in ends) and backlog == 0:
                 return
             if time.monotonic() > deadline:
-                raise BenchError(f"the worker did not catch up within {timeout:.0f}s; the end of {log_path}:\n"
-                                 f"{log_tail(log_path)}")
+                raise BenchError(
+                    f"the worker did not catch up within {timeout:.0f}s; the end of {log_path}:\n{log_tail(log_path)}"
+                )
             await asyncio.sleep(0.1)
     finally:
         await client.aclose()
@@ -418,8 +443,12 @@ def new_customer_event(run: str, i: int, occurred_at: str) -> tuple[str, bytes, 
     """(event id, key, value) of the first page_view of a brand-new customer."""
     cid = f"bench-{run}-{i:07d}"
     event = {
-        "event_id": f"{cid}-0000", "customer_id": cid, "occurred_at": occurred_at,
-        "stage": "pre_purchase", "touchpoint": "page_view", "channel": "web",
+        "event_id": f"{cid}-0000",
+        "customer_id": cid,
+        "occurred_at": occurred_at,
+        "stage": "pre_purchase",
+        "touchpoint": "page_view",
+        "channel": "web",
     }
     return event["event_id"], cid.encode(), json.dumps(event, separators=(",", ":")).encode()
 
@@ -440,8 +469,14 @@ async def collect_changes(
 
 
 async def paced_produce(
-    producer: AIOKafkaProducer, topic: str, rate: float, seconds: float, occurred_at: str,
-    sent_at: dict[str, float], progress: Progress, task,
+    producer: AIOKafkaProducer,
+    topic: str,
+    rate: float,
+    seconds: float,
+    occurred_at: str,
+    sent_at: dict[str, float],
+    progress: Progress,
+    task,
 ) -> int:
     """Produce new-customer events at `rate`/s for `seconds`: every ~10 ms, whatever is due by then."""
     run = f"{int(time.time()) % 100000:05d}"
@@ -462,7 +497,9 @@ async def paced_produce(
     return sent
 
 
-async def steady_latency(settings: Settings, rate: float, seconds: float, occurred_at: str, drain_s: float = 20.0) -> LatencyResult:
+async def steady_latency(
+    settings: Settings, rate: float, seconds: float, occurred_at: str, drain_s: float = 20.0
+) -> LatencyResult:
     """Produce at a fixed rate to the running worker and measure produce → type change visible."""
     bootstrap = settings.kafka_bootstrap
     # (this Tansu's end offsets can fall short of the true end: we may read a few older changes, which match nothing)
@@ -482,8 +519,9 @@ async def steady_latency(settings: Settings, rate: float, seconds: float, occurr
         with make_progress() as progress:
             task = progress.add_task(f"steady load at {rate:.0f}/s", total=int(rate * seconds), note="")
             started = time.monotonic()
-            produced = await paced_produce(producer, settings.topic_touchpoints, rate, seconds, occurred_at,
-                                           sent_at, progress, task)
+            produced = await paced_produce(
+                producer, settings.topic_touchpoints, rate, seconds, occurred_at, sent_at, progress, task
+            )
             produce_seconds = time.monotonic() - started
             drain = progress.add_task("waiting for the last changes", total=produced, note="")
             deadline = time.monotonic() + drain_s
@@ -503,7 +541,9 @@ async def steady_latency(settings: Settings, rate: float, seconds: float, occurr
 # --------------------------------------------------------------------------- report
 
 
-def print_report(args, n: int, preproduce_s: float, bare: BareResult, pipe: PipelineResult, lat: LatencyResult | None) -> None:
+def print_report(
+    args, n: int, preproduce_s: float, bare: BareResult, pipe: PipelineResult, lat: LatencyResult | None
+) -> None:
     """The figures of the run as rich tables."""
     stats = pipe.stats
     ratio = pipe.rate / bare.rate
@@ -514,20 +554,34 @@ def print_report(args, n: int, preproduce_s: float, bare: BareResult, pipe: Pipe
     t.add_row("(a) bare loop: consume → json → produce", f"{bare.rate:,.0f} ev/s  ({bare.seconds:.1f}s)")
     t.add_row("    its group join", f"{bare.join_seconds:.1f}s")
     t.add_row("(b) whole pipeline, after the join", f"{pipe.rate:,.0f} ev/s  ({pipe.seconds:.1f}s)")
-    t.add_row("    including worker start and group join",
-              f"{pipe.events / pipe.seconds_with_join:,.0f} ev/s  ({pipe.seconds_with_join:.1f}s)")
+    t.add_row(
+        "    including worker start and group join",
+        f"{pipe.events / pipe.seconds_with_join:,.0f} ev/s  ({pipe.seconds_with_join:.1f}s)",
+    )
     style = "green" if ratio >= 0.5 else "red"
     t.add_row("pipeline / bare loop (target ≥ 0.5)", f"[{style}]{ratio:.2f}[/]")
     events = stats.get("events", 0)
-    t.add_row("Redis round trips per event", f"{stats.get('redis_round_trips', 0) / max(events, 1):.4f}"
-              f"  ({stats.get('redis_round_trips', 0):,} trips)")
+    t.add_row(
+        "Redis round trips per event",
+        f"{stats.get('redis_round_trips', 0) / max(events, 1):.4f}  ({stats.get('redis_round_trips', 0):,} trips)",
+    )
     console.print(t)
 
     w = Table(title="Worker counters (stats hash)")
     w.add_column("counter")
     w.add_column("value", justify="right")
-    for name in ("events", "changes", "actions", "published", "suppressed", "dead_lettered",
-                 "duplicates", "redelivered", "fenced_batches", "redis_round_trips"):
+    for name in (
+        "events",
+        "changes",
+        "actions",
+        "published",
+        "suppressed",
+        "dead_lettered",
+        "duplicates",
+        "redelivered",
+        "fenced_batches",
+        "redis_round_trips",
+    ):
         w.add_row(name, f"{stats.get(name, 0):,}")
     console.print(w)
 
@@ -543,11 +597,15 @@ def print_report(args, n: int, preproduce_s: float, bare: BareResult, pipe: Pipe
 
     if lat is None:
         return
-    s = Table(title=f"Latency at steady load: produce → type change visible ({args.steady_rate:.0f}/s "
-                    f"for {args.steady_seconds:.0f}s, new customers)")
+    s = Table(
+        title=f"Latency at steady load: produce → type change visible ({args.steady_rate:.0f}/s "
+        f"for {args.steady_seconds:.0f}s, new customers)"
+    )
     s.add_column("what")
     s.add_column("value", justify="right")
-    s.add_row("produced", f"{lat.produced:,} in {lat.produce_seconds:.1f}s ({lat.produced / lat.produce_seconds:,.0f}/s)")
+    s.add_row(
+        "produced", f"{lat.produced:,} in {lat.produce_seconds:.1f}s ({lat.produced / lat.produce_seconds:,.0f}/s)"
+    )
     s.add_row("matched to their type change", f"{len(lat.latencies_ms):,}")
     if lat.latencies_ms:
         s.add_row("median", f"{statistics.median(lat.latencies_ms):,.0f} ms")
@@ -582,8 +640,12 @@ async def phases(args, stack: LocalStack, env: dict[str, str], box: dict) -> Non
     started = time.monotonic()
     box["worker"] = worker = start_worker(env, log_path)
     console.print(f"worker pid {worker.pid}, log {log_path}")
-    pids = {"worker": worker.pid, "broker (Tansu)": stack.processes["broker"].pid,
-            "redis-server": stack.processes["redis"].pid, "this benchmark": os.getpid()}
+    pids = {
+        "worker": worker.pid,
+        "broker (Tansu)": stack.processes["broker"].pid,
+        "redis-server": stack.processes["redis"].pid,
+        "this benchmark": os.getpid(),
+    }
     pipe = await run_pipeline(settings, worker, started, ends, log_path, args.stall_timeout, pids)
     console.print(f"(b) whole pipeline: {pipe.rate:,.0f} ev/s")
 

@@ -83,9 +83,13 @@ def measure(path: Path, trace: bool) -> dict:
     read_cpu = time.process_time() - started
     figures = {
         "read_only_cpu_seconds": read_cpu,
-        "records": report.records, "events": report.events, "customers": report.customers,
-        "changes": report.changes, "actions": report.actions,
-        "seconds": elapsed, "cpu_seconds": cpu,
+        "records": report.records,
+        "events": report.events,
+        "customers": report.customers,
+        "changes": report.changes,
+        "actions": report.actions,
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
         "maxrss_mb": peak_rss_mb(),
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -130,8 +134,10 @@ def main() -> None:
         print(json.dumps(generate(args.generate, args.customers, args.years)))
         return
 
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"each replay runs in a fresh process pinned to one CPU")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"each replay runs in a fresh process pinned to one CPU"
+    )
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench-replay-"))
     workdir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -140,8 +146,10 @@ def main() -> None:
             path = workdir / f"journeys-{args.customers}c-{years}y.jsonl"
             events, seconds = child("--generate", str(path), "--customers", str(args.customers), "--years", str(years))
             files[years] = path
-            print(f"generated {events:,} events of {args.customers:,} customers over {years} year(s) "
-                  f"({path.stat().st_size / 2**20:,.0f} MiB) in {seconds:.1f}s")
+            print(
+                f"generated {events:,} events of {args.customers:,} customers over {years} year(s) "
+                f"({path.stat().st_size / 2**20:,.0f} MiB) in {seconds:.1f}s"
+            )
         print()
         rows = []
         for years, path in files.items():
@@ -149,18 +157,28 @@ def main() -> None:
             if not args.no_tracemalloc:
                 f["traced_peak_mb"] = child("--measure", str(path), "--trace")["traced_peak_mb"]
             rows.append((years, f))
-            print(f"{years} year(s): {f['events']:,} events, {f['customers']:,} customers, {f['changes']:,} changes, "
-                  f"{f['actions']:,} actions")
-            print(f"    {f['seconds']:.1f}s ({f['cpu_seconds']:.1f}s CPU): {f['events'] / f['seconds']:,.0f} events/s "
-                  f"({f['events'] / f['cpu_seconds']:,.0f} per CPU second); target 100,000 events/s")
-            print(f"    reading and validating the lines alone: {f['records'] / f['read_only_cpu_seconds']:,.0f} "
-                  f"records per CPU second ({f['read_only_cpu_seconds'] / f['cpu_seconds']:.0%} of the replay's CPU)")
-            print(f"    peak RSS {f['maxrss_mb']:,.0f} MiB"
-                  + (f"; tracemalloc peak {f['traced_peak_mb']:,.0f} MiB (separate run)" if "traced_peak_mb" in f else ""))
+            print(
+                f"{years} year(s): {f['events']:,} events, {f['customers']:,} customers, {f['changes']:,} changes, "
+                f"{f['actions']:,} actions"
+            )
+            print(
+                f"    {f['seconds']:.1f}s ({f['cpu_seconds']:.1f}s CPU): {f['events'] / f['seconds']:,.0f} events/s "
+                f"({f['events'] / f['cpu_seconds']:,.0f} per CPU second); target 100,000 events/s"
+            )
+            print(
+                f"    reading and validating the lines alone: {f['records'] / f['read_only_cpu_seconds']:,.0f} "
+                f"records per CPU second ({f['read_only_cpu_seconds'] / f['cpu_seconds']:.0%} of the replay's CPU)"
+            )
+            print(
+                f"    peak RSS {f['maxrss_mb']:,.0f} MiB"
+                + (f"; tracemalloc peak {f['traced_peak_mb']:,.0f} MiB (separate run)" if "traced_peak_mb" in f else "")
+            )
         (_, a), (_, b) = rows
         print()
-        print(f"events ×{b['events'] / a['events']:.2f} for the same customers → peak RSS ×{b['maxrss_mb'] / a['maxrss_mb']:.2f}"
-              + (f", tracemalloc peak ×{b['traced_peak_mb'] / a['traced_peak_mb']:.2f}" if "traced_peak_mb" in a else ""))
+        print(
+            f"events ×{b['events'] / a['events']:.2f} for the same customers → peak RSS ×{b['maxrss_mb'] / a['maxrss_mb']:.2f}"
+            + (f", tracemalloc peak ×{b['traced_peak_mb'] / a['traced_peak_mb']:.2f}" if "traced_peak_mb" in a else "")
+        )
     finally:
         if args.keep is None:
             for path in files.values():

@@ -71,15 +71,29 @@ class Touchpoint(StrEnum):
 
 
 _PRE = {
-    Touchpoint.SOCIAL_ENGAGEMENT, Touchpoint.AD_CLICK, Touchpoint.REFERRAL_VISIT,
-    Touchpoint.REVIEW_READ, Touchpoint.PAGE_VIEW, Touchpoint.CONTENT_VIEW, Touchpoint.SEARCH,
-    Touchpoint.NEWSLETTER_SIGNUP, Touchpoint.DEMO_REQUEST, Touchpoint.FORM_SUBMIT,
-    Touchpoint.FREE_SIGNUP, Touchpoint.TRIAL_START,
+    Touchpoint.SOCIAL_ENGAGEMENT,
+    Touchpoint.AD_CLICK,
+    Touchpoint.REFERRAL_VISIT,
+    Touchpoint.REVIEW_READ,
+    Touchpoint.PAGE_VIEW,
+    Touchpoint.CONTENT_VIEW,
+    Touchpoint.SEARCH,
+    Touchpoint.NEWSLETTER_SIGNUP,
+    Touchpoint.DEMO_REQUEST,
+    Touchpoint.FORM_SUBMIT,
+    Touchpoint.FREE_SIGNUP,
+    Touchpoint.TRIAL_START,
 }
 _PURCHASE = {
-    Touchpoint.PRESALES_CHAT, Touchpoint.CATALOG_VIEW, Touchpoint.PRODUCT_VIEW,
-    Touchpoint.ADD_TO_CART, Touchpoint.REMOVE_FROM_CART, Touchpoint.CHECKOUT_START,
-    Touchpoint.COUPON_APPLIED, Touchpoint.PAYMENT_FAILED, Touchpoint.PURCHASE,
+    Touchpoint.PRESALES_CHAT,
+    Touchpoint.CATALOG_VIEW,
+    Touchpoint.PRODUCT_VIEW,
+    Touchpoint.ADD_TO_CART,
+    Touchpoint.REMOVE_FROM_CART,
+    Touchpoint.CHECKOUT_START,
+    Touchpoint.COUPON_APPLIED,
+    Touchpoint.PAYMENT_FAILED,
+    Touchpoint.PURCHASE,
 }
 
 #: The stage every touchpoint kind belongs to.
@@ -153,7 +167,9 @@ class TouchpointEvent(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str = Field(min_length=1, max_length=128, description="Unique per event; used to drop duplicates.")
     customer_id: str = Field(
-        min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="The message key too; no control characters (it is also part of Redis keys and outbox entries).",
     )
     occurred_at: AwareDatetime = Field(description="Event time, with a timezone offset; naive times are refused.")
@@ -193,4 +209,3 @@ class TouchpointEvent(BaseModel):
     def occurred_ts(self) -> float:
         """Event time as epoch seconds (what the core computes with); computed once."""
         return self.occurred_at.timestamp()
-

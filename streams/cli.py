@@ -18,8 +18,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--loglevel", "-l", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option(
+    "--loglevel",
+    "-l",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
 def worker(loglevel: str) -> None:
     """Run the stream worker with the JOURNEY_* settings from the environment (Ctrl-C or SIGTERM stops it)."""
     from streams.live.worker import run_worker
@@ -37,8 +42,13 @@ def topics() -> None:
 
 
 @main.command("advance-clock")
-@click.option("--until", "until", required=True, metavar="ISO_TIME",
-              help="Move every input partition's event clock to this time (with a timezone, e.g. 2027-01-01T00:00:00Z).")
+@click.option(
+    "--until",
+    "until",
+    required=True,
+    metavar="ISO_TIME",
+    help="Move every input partition's event clock to this time (with a timezone, e.g. 2027-01-01T00:00:00Z).",
+)
 def advance_clock(until: str) -> None:
     """End a replay (JOURNEY_CLOCK=event): move each input partition's event clock to --until, never back.
 
@@ -55,7 +65,9 @@ def advance_clock(until: str) -> None:
     clocks = asyncio.run(advance_event_clock(settings, at.timestamp()))
     for partition, clock in clocks.items():
         moved = "" if clock == at.timestamp() else " (already later)"
-        click.echo(f"{settings.topic_touchpoints}[{partition}]: clock {datetime.fromtimestamp(clock, at.tzinfo).isoformat()}{moved}")
+        click.echo(
+            f"{settings.topic_touchpoints}[{partition}]: clock {datetime.fromtimestamp(clock, at.tzinfo).isoformat()}{moved}"
+        )
 
 
 def _model_or_exit(settings: Settings):
@@ -94,7 +106,9 @@ def explain(customer_id: str) -> None:
     finally:
         client.close()
     if raw is None:
-        click.echo(f"no customer {customer_id!r} under key prefix {settings.key_prefix!r} in {settings.redis_url}", err=True)
+        click.echo(
+            f"no customer {customer_id!r} under key prefix {settings.key_prefix!r} in {settings.redis_url}", err=True
+        )
         sys.exit(1)
     render_customer(Console(), CustomerState.from_json(raw), [json.loads(h) for h in history], model)
 
@@ -122,45 +136,103 @@ def demo(customers: int | None, quiet: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mapping", metavar="NAME|PATH", default=None,
-              help="Read a CSV / JSON Lines export through this mapping (a shipped mapping's name or a YAML file).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-out"),
-              metavar="DIR", show_default=True, help="Where changes.jsonl, actions.jsonl, dead-letters.jsonl, summary.json "
-              "and transitions.svg are written.")
-@click.option("--until", metavar="ISO_TIME", default=None,
-              help="After the last event, move the clock to this time (e.g. 2027-01-01T00:00:00Z), "
-              "so inactivity after the last event applies.")
-@click.option("--redis", "redis_url", metavar="URL", default=None,
-              help="Keep customer states in this Redis (keys replay:c:<id>, cleared first) instead of in memory.")
-@click.option("--compare", "golden_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              metavar="GOLDEN_DIR", help="Compare the outputs with the golden ones in this directory; exit code 1 when they differ.")
-@click.option("--to-kafka", is_flag=True,
-              help="Produce the events to the input topic (JOURNEY_* settings) for the live worker, instead.")
-@click.option("--speedup", type=float, default=None, metavar="S",
-              help="With --to-kafka: keep the events' spacing, this many times faster (default: as fast as possible).")
-@click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Classify with this rules file instead of JOURNEY_RULES_FILE (or the shipped one).")
-@click.option("--playbook", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).")
-def replay(file: Path, mapping: str | None, out_dir: Path, until: str | None, redis_url: str | None,
-           golden_dir: Path | None, to_kafka: bool, speedup: float | None, rules: Path | None,
-           playbook: Path | None) -> None:
+@click.option(
+    "--mapping",
+    metavar="NAME|PATH",
+    default=None,
+    help="Read a CSV / JSON Lines export through this mapping (a shipped mapping's name or a YAML file).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("replay-out"),
+    metavar="DIR",
+    show_default=True,
+    help="Where changes.jsonl, actions.jsonl, dead-letters.jsonl, summary.json and transitions.svg are written.",
+)
+@click.option(
+    "--until",
+    metavar="ISO_TIME",
+    default=None,
+    help="After the last event, move the clock to this time (e.g. 2027-01-01T00:00:00Z), "
+    "so inactivity after the last event applies.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    default=None,
+    help="Keep customer states in this Redis (keys replay:c:<id>, cleared first) instead of in memory.",
+)
+@click.option(
+    "--compare",
+    "golden_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    metavar="GOLDEN_DIR",
+    help="Compare the outputs with the golden ones in this directory; exit code 1 when they differ.",
+)
+@click.option(
+    "--to-kafka",
+    is_flag=True,
+    help="Produce the events to the input topic (JOURNEY_* settings) for the live worker, instead.",
+)
+@click.option(
+    "--speedup",
+    type=float,
+    default=None,
+    metavar="S",
+    help="With --to-kafka: keep the events' spacing, this many times faster (default: as fast as possible).",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Classify with this rules file instead of JOURNEY_RULES_FILE (or the shipped one).",
+)
+@click.option(
+    "--playbook",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).",
+)
+def replay(
+    file: Path,
+    mapping: str | None,
+    out_dir: Path,
+    until: str | None,
+    redis_url: str | None,
+    golden_dir: Path | None,
+    to_kafka: bool,
+    speedup: float | None,
+    rules: Path | None,
+    playbook: Path | None,
+) -> None:
     """Replay a recorded file of touchpoint events: offline through the core (default), or into Kafka.
 
     Offline, the same file always gives byte-identical outputs for the same rules and playbook.
     """
     from streams.replay.command import replay_command
 
-    sys.exit(replay_command(file, mapping, out_dir, until, redis_url, golden_dir, to_kafka, speedup,
-                            rules, playbook))
+    sys.exit(replay_command(file, mapping, out_dir, until, redis_url, golden_dir, to_kafka, speedup, rules, playbook))
 
 
 @main.command("import")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mapping", "mapping_ref", required=True, metavar="NAME_OR_PATH",
-              help="A shipped mapping (orders, clickstream) or the path of a mapping YAML file.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the mapped events (JSON Lines).")
+@click.option(
+    "--mapping",
+    "mapping_ref",
+    required=True,
+    metavar="NAME_OR_PATH",
+    help="A shipped mapping (orders, clickstream) or the path of a mapping YAML file.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the mapped events (JSON Lines).",
+)
 def import_(export: Path, mapping_ref: str, out: Path) -> None:
     """Turn a CSV / JSON Lines export into touchpoint events through a mapping file; report rejected rows.
 

@@ -31,8 +31,10 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
     at = state.checked_at if state.checked_at is not None else state.last_seen
     values = rules.values(state, at)
     traits = ", ".join(f"{t} (since {_when(since)})" for t, since in sorted(state.traits.items())) or "none"
-    console.print(f"[bold]{state.customer_id}[/]: lifecycle [bold]{state.lifecycle}[/] since "
-                  f"{_when(state.lifecycle_since)}; traits: {traits}")
+    console.print(
+        f"[bold]{state.customer_id}[/]: lifecycle [bold]{state.lifecycle}[/] since "
+        f"{_when(state.lifecycle_since)}; traits: {traits}"
+    )
     console.print(f"judged at {_when(at)}; next look without an event: {_when(state.due_at)}")
 
     holding = Table(title=f"Rules that hold ({rules.source})")
@@ -52,10 +54,16 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
     for column in ("at", "change", "rule", "evidence", "caused by"):
         changes.add_column(column)
     for change in history:
-        what = (f"{change['from'] or '—'} → {change['to']}" if change["dimension"] == "lifecycle"
-                else f"+{change['to']}" if change["to"] else f"−{change['from']}")
-        changes.add_row(change["at"][:16], what, change["reason"]["rule"], _shown(change["reason"]["evidence"]),
-                        change["caused_by"])
+        what = (
+            f"{change['from'] or '—'} → {change['to']}"
+            if change["dimension"] == "lifecycle"
+            else f"+{change['to']}"
+            if change["to"]
+            else f"−{change['from']}"
+        )
+        changes.add_row(
+            change["at"][:16], what, change["reason"]["rule"], _shown(change["reason"]["evidence"]), change["caused_by"]
+        )
     console.print(changes)
 
     actions = Table(title=f"Actions sent (last time each) — {state.actions_suppressed} suppressed in all")
@@ -71,8 +79,10 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
 def render_types(console: Console, model: Model, signals: bool = False) -> None:
     """Every type with its rule and the actions it triggers (and, with `signals`, every signal)."""
     playbook = model.playbook
-    for title, section in (("Lifecycle types (first that holds decides)", model.rules.spec.lifecycle),
-                           ("Traits", model.rules.spec.traits)):
+    for title, section in (
+        ("Lifecycle types (first that holds decides)", model.rules.spec.lifecycle),
+        ("Traits", model.rules.spec.traits),
+    ):
         table = Table(title=title, show_lines=True)
         for column in ("type", "rule", "actions on entering"):
             table.add_column(column)
@@ -81,13 +91,18 @@ def render_types(console: Console, model: Model, signals: bool = False) -> None:
             condition = rule.when.describe()
             if getattr(rule, "clear_when", None) is not None:
                 condition += "\ncleared when: " + rule.clear_when.describe()
-            acts = [f"{a} ({playbook.actions[a].kind.value}, {playbook.actions[a].channel}, "
-                    f"cooldown {playbook.actions[a].cooldown_days:g} d)" for a in playbook.triggers.get(rule.type, ())]
+            acts = [
+                f"{a} ({playbook.actions[a].kind.value}, {playbook.actions[a].channel}, "
+                f"cooldown {playbook.actions[a].cooldown_days:g} d)"
+                for a in playbook.triggers.get(rule.type, ())
+            ]
             table.add_row(f"{name}\n[dim]{rule.description}[/]", condition, "\n".join(acts) or "—")
         console.print(table)
-    console.print(f"Caps: at most {playbook.cap} marketing messages per customer per 7 days. "
-                  f"No promotion while: {', '.join(sorted(playbook.mood)) or 'never suppressed'}. "
-                  f"Lapsed customers get {playbook.last_win_back or 'no'} last win-back, then nothing.")
+    console.print(
+        f"Caps: at most {playbook.cap} marketing messages per customer per 7 days. "
+        f"No promotion while: {', '.join(sorted(playbook.mood)) or 'never suppressed'}. "
+        f"Lapsed customers get {playbook.last_win_back or 'no'} last win-back, then nothing."
+    )
     if signals:
         table = Table(title="Signals a rule may read")
         for column in ("signal", "kind", "what"):
@@ -96,4 +111,3 @@ def render_types(console: Console, model: Model, signals: bool = False) -> None:
             kind = "age, days" if signal.anchor else "window count" if signal.expiries else signal.kind
             table.add_row(signal.name, kind, signal.doc)
         console.print(table)
-

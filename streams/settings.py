@@ -23,7 +23,9 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     redis_url: str = Field("redis://localhost:6379/0")
-    key_prefix: str = Field("journey", description="Prefix of every Redis key, so several deployments can share a Redis.")
+    key_prefix: str = Field(
+        "journey", description="Prefix of every Redis key, so several deployments can share a Redis."
+    )
 
     topic_touchpoints: str = "journey.touchpoints"
     topic_type_changes: str = "journey.type-changes"
@@ -39,7 +41,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: PositiveFloat = 3.0
 
     batch_size: PositiveInt = Field(
-        4000, description="Most events taken per batch (one Redis read and one write per batch); larger batches amortise more."
+        4000,
+        description="Most events taken per batch (one Redis read and one write per batch); larger batches amortise more.",
     )
     batch_within_s: PositiveFloat = Field(0.05, description="Longest wait to fill a batch.")
     warm_states: NonNegativeInt = Field(
@@ -54,7 +57,9 @@ class Settings(BaseSettings):
         description="What decides inactivity: the wall clock, or per partition the latest event time applied (replays, demos).",
     )
     sweep_interval_s: PositiveFloat = Field(1.0, description="How often due inactivity checks are swept.")
-    retry_max_backoff_s: PositiveFloat = Field(5.0, description="Longest pause between retries while Redis or Kafka is down.")
+    retry_max_backoff_s: PositiveFloat = Field(
+        5.0, description="Longest pause between retries while Redis or Kafka is down."
+    )
 
     rules_file: Path | None = Field(
         None, description="The customer-type rules (YAML); default: the shipped streams/core/rules/default.yaml."

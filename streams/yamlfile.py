@@ -30,12 +30,16 @@ def custom_error(detail: str, at: str | None = None) -> PydanticCustomError:
 def shown(value: Any) -> str:
     if value is None:
         return "nothing"
-    for kind, name in ((bool, "true/false"), (str, "text"), (int | float, "number"), (list, "a list"),
-                       (dict, "a mapping")):
+    for kind, name in (
+        (bool, "true/false"),
+        (str, "text"),
+        (int | float, "number"),
+        (list, "a list"),
+        (dict, "a mapping"),
+    ):
         if isinstance(value, kind):
             return f"{name} {value!r}" if name not in ("a list", "a mapping") else f"{name} {list(value)!r}"[:80]
     return f"{type(value).__name__} {value!r}"
-
 
 
 class _LineDict(dict):
@@ -81,7 +85,8 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Lin
             raise yaml.constructor.ConstructorError(None, None, "a key must be text", key_node.start_mark) from None
         if seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {data.lines[key]})", key_node.start_mark)
+                None, None, f"duplicate key {key!r} (first on line {data.lines[key]})", key_node.start_mark
+            )
         data[key] = loader.construct_object(value_node, deep=True)
         data.lines[key] = key_node.start_mark.line + 1
 
@@ -168,8 +173,9 @@ def _where(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if not _is_branch(p)) or "(top level)"
 
 
-def validated_yaml(path: str | Path, model: type[BaseModel], error: type[Exception], top_hint: str = "",
-               context: dict | None = None):
+def validated_yaml(
+    path: str | Path, model: type[BaseModel], error: type[Exception], top_hint: str = "", context: dict | None = None
+):
     """Read a YAML file and validate it as `model`; any problem raises `error` naming each line and field."""
     path = Path(path)
     try:
@@ -180,9 +186,10 @@ def validated_yaml(path: str | Path, model: type[BaseModel], error: type[Excepti
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        hint = " (quote strptime formats: \"%Y-%m-%d\")" if "'%'" in str(exc.problem) else ""
-        raise error(f"{path.name} line {mark.line + 1 if mark else 1}: not valid YAML: "
-                    f"{exc.problem or exc.context}{hint}") from None
+        hint = ' (quote strptime formats: "%Y-%m-%d")' if "'%'" in str(exc.problem) else ""
+        raise error(
+            f"{path.name} line {mark.line + 1 if mark else 1}: not valid YAML: {exc.problem or exc.context}{hint}"
+        ) from None
     except yaml.YAMLError as exc:
         raise error(f"{path.name}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

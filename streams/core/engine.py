@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 class RulesLoop(RuntimeError):
     """Time alone kept changing a customer's types without end: the rules contradict each other."""
 
+
 #: Traits can keep a customer due many times over a long quiet spell; more than this in one
 #: step means a rule loops, and the step stops rather than hang the worker.
 MAX_STEPS = 1000
@@ -158,8 +159,15 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str,
     return tuple(marks)
 
 
-def _change(state: CustomerState, dimension: Dimension, from_: str | None, to: str | None,
-            reason: Reason, caused_by: str, at: float) -> TypeChange:
+def _change(
+    state: CustomerState,
+    dimension: Dimension,
+    from_: str | None,
+    to: str | None,
+    reason: Reason,
+    caused_by: str,
+    at: float,
+) -> TypeChange:
     # Not validated again: every value here is made by the core, already of its type (`trusted`).
     return _type_change(
         change_id=ids.change_id(state.customer_id, dimension, from_, to, caused_by),
@@ -173,8 +181,15 @@ def _change(state: CustomerState, dimension: Dimension, from_: str | None, to: s
     )
 
 
-def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: Model, out: Outcome,
-           marks: tuple[str, ...] | None = None) -> None:
+def _judge(
+    state: CustomerState,
+    now: float,
+    caused_by: str,
+    at: float,
+    model: Model,
+    out: Outcome,
+    marks: tuple[str, ...] | None = None,
+) -> None:
     """Classify the customer at `now`; record every change (stamped `at`) and the actions it triggers.
 
     `marks`: what the causing event touched (`TIME_MARKS` for time; None for a new customer): only the rules
@@ -189,7 +204,9 @@ def _judge(state: CustomerState, now: float, caused_by: str, at: float, model: M
     rule, added, dropped = judge(state, now, state.traits)
     if state.traits and not rules.trait_names.issuperset(state.traits):
         dropped += rules.undefined_traits(state.traits)
-    values = rules.values(state, now) if added or dropped or (rule is not None and rule.type != state.lifecycle) else None
+    values = (
+        rules.values(state, now) if added or dropped or (rule is not None and rule.type != state.lifecycle) else None
+    )
     entered: list[TypeChange] = []
     if rule is not None and rule.type != state.lifecycle:
         reason = _reason(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))
@@ -237,8 +254,10 @@ def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) 
         # Only the rules that read an age or a window can change with time alone (`TIME_MARKS`).
         _judge(state, due, f"inactivity@{iso(due)}", due, model, out, TIME_MARKS)
         _schedule(state, model)
-    raise RulesLoop(f"customer {state.customer_id}: time changed their types {MAX_STEPS} times in one step; "
-                    "the rules contradict each other")
+    raise RulesLoop(
+        f"customer {state.customer_id}: time changed their types {MAX_STEPS} times in one step; "
+        "the rules contradict each other"
+    )
 
 
 def advance(state: CustomerState, now: float, model: Model, *, in_place: bool = False) -> Outcome:
@@ -252,7 +271,9 @@ def advance(state: CustomerState, now: float, model: Model, *, in_place: bool = 
     return out
 
 
-def apply_event(state: CustomerState | None, event: TouchpointEvent, model: Model, *, in_place: bool = False) -> Outcome:
+def apply_event(
+    state: CustomerState | None, event: TouchpointEvent, model: Model, *, in_place: bool = False
+) -> Outcome:
     """Fold one event into the customer's state and reclassify them.
 
     An event already applied (its id is among the customer's recent ones) changes nothing and
@@ -277,6 +298,11 @@ def apply_event(state: CustomerState | None, event: TouchpointEvent, model: Mode
     changed = len(out.changes)
     _judge(current, now, event.event_id, ts, model, out, None if state is None else marks)
     due = current.due_at
-    if state is None or len(out.changes) > changed or model.rules.due_may_move(marks) or (due is not None and due <= now):
+    if (
+        state is None
+        or len(out.changes) > changed
+        or model.rules.due_may_move(marks)
+        or (due is not None and due <= now)
+    ):
         _schedule(current, model)
     return out

@@ -25,9 +25,9 @@ class Model:
         return {r.type for r in self.rules.spec.lifecycle} | {r.type for r in self.rules.spec.traits}
 
 
-
-def load_model(rules_file: str | Path | None = None, playbook_file: str | Path | None = None,
-               dedupe_window: int = 32) -> Model:
+def load_model(
+    rules_file: str | Path | None = None, playbook_file: str | Path | None = None, dedupe_window: int = 32
+) -> Model:
     rules = load_rules(rules_file)
     types = {r.type for r in rules.spec.lifecycle} | {r.type for r in rules.spec.traits}
     return Model(rules, load_playbook(playbook_file, types, rules.source), max(1, dedupe_window))

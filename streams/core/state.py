@@ -53,7 +53,9 @@ class CustomerState:
     support_contacts: Annotated[int, Field(alias="sc")] = 0
     support_sentiment_sum: Annotated[float, Field(alias="ss")] = 0.0
     support_sentiment_n: Annotated[int, Field(alias="sn")] = 0
-    support_log: Annotated[list[list[float]], Field(alias="sl")] = described(list, "Latest contacts: [time, sentiment, wait seconds], oldest first.")
+    support_log: Annotated[list[list[float]], Field(alias="sl")] = described(
+        list, "Latest contacts: [time, sentiment, wait seconds], oldest first."
+    )
     howto_contacts: Annotated[int, Field(alias="hc")] = 0
     last_complaint_at: Annotated[float | None, Field(alias="lc")] = None
     last_change_request_at: Annotated[float | None, Field(alias="lr")] = None
@@ -75,15 +77,25 @@ class CustomerState:
     lifecycle_since: Annotated[float | None, Field(alias="lts")] = None
     traits: Annotated[dict[str, float], Field(alias="tr")] = described(dict, "Trait name -> time it was entered.")
     checked_at: Annotated[float | None, Field(alias="ck")] = None  # the instant the rules last judged this customer
-    due_at: Annotated[float | None, Field(alias="du")] = None  # when time alone could next change them (kept: computed once per change)
+    due_at: Annotated[float | None, Field(alias="du")] = (
+        None  # when time alone could next change them (kept: computed once per change)
+    )
 
     # actions
-    actions_sent: Annotated[dict[str, float], Field(alias="as")] = described(dict, "Action -> last time sent (cooldowns).")
-    marketing_log: Annotated[list[float], Field(alias="ml")] = described(list, "Times of the latest marketing sends (the weekly cap).")
+    actions_sent: Annotated[dict[str, float], Field(alias="as")] = described(
+        dict, "Action -> last time sent (cooldowns)."
+    )
+    marketing_log: Annotated[list[float], Field(alias="ml")] = described(
+        list, "Times of the latest marketing sends (the weekly cap)."
+    )
     final_win_back_at: Annotated[float | None, Field(alias="fw")] = None
     actions_suppressed: Annotated[int, Field(alias="su")] = 0
-    suppressed_log: Annotated[list[list], Field(alias="sq")] = described(list, "Latest suppressions: [time, action, reason].")
-    recent_events: Annotated[str, Field(alias="re")] = ""  # fingerprints of the latest event ids, 8 characters each, oldest first
+    suppressed_log: Annotated[list[list], Field(alias="sq")] = described(
+        list, "Latest suppressions: [time, action, reason]."
+    )
+    recent_events: Annotated[str, Field(alias="re")] = (
+        ""  # fingerprints of the latest event ids, 8 characters each, oldest first
+    )
 
     def seen(self, fingerprint: str) -> bool:
         """Whether this fingerprint is among the recent events (they are fixed-width, so compare aligned)."""
@@ -95,7 +107,7 @@ class CustomerState:
         return False
 
     def remember(self, fingerprint: str, window: int) -> None:
-        self.recent_events = (self.recent_events + fingerprint)[-window * len(fingerprint):]
+        self.recent_events = (self.recent_events + fingerprint)[-window * len(fingerprint) :]
 
     def clone(self) -> CustomerState:
         """A copy whose containers can be changed without touching this one (spelled out: it runs per event).
@@ -104,18 +116,48 @@ class CustomerState:
         copies of those lists share them.
         """
         return CustomerState(
-            self.customer_id, self.first_seen, self.last_seen, dict(self.last_by_stage), dict(self.counts),
+            self.customer_id,
+            self.first_seen,
+            self.last_seen,
+            dict(self.last_by_stage),
+            dict(self.counts),
             list(self.channels),
-            self.purchases, self.total_spend, self.first_purchase_at, self.last_purchase_at, self.coupon_orders,
-            self.first_view_at, self.pre_buy_events, self.pre_buy_reviews, self.pre_buy_cart_churn,
-            self.support_contacts, self.support_sentiment_sum, self.support_sentiment_n,
-            list(self.support_log), self.howto_contacts, self.last_complaint_at,
-            self.last_change_request_at, dict(self.scores), self.surveys, self.neutral_surveys,
-            self.negative_reviews, self.last_negative_review_at, self.last_positive_review_at,
-            self.country, self.language, self.segment,
-            self.lifecycle, self.lifecycle_since, dict(self.traits), self.checked_at, self.due_at,
-            dict(self.actions_sent), list(self.marketing_log), self.final_win_back_at, self.actions_suppressed,
-            list(self.suppressed_log), self.recent_events,
+            self.purchases,
+            self.total_spend,
+            self.first_purchase_at,
+            self.last_purchase_at,
+            self.coupon_orders,
+            self.first_view_at,
+            self.pre_buy_events,
+            self.pre_buy_reviews,
+            self.pre_buy_cart_churn,
+            self.support_contacts,
+            self.support_sentiment_sum,
+            self.support_sentiment_n,
+            list(self.support_log),
+            self.howto_contacts,
+            self.last_complaint_at,
+            self.last_change_request_at,
+            dict(self.scores),
+            self.surveys,
+            self.neutral_surveys,
+            self.negative_reviews,
+            self.last_negative_review_at,
+            self.last_positive_review_at,
+            self.country,
+            self.language,
+            self.segment,
+            self.lifecycle,
+            self.lifecycle_since,
+            dict(self.traits),
+            self.checked_at,
+            self.due_at,
+            dict(self.actions_sent),
+            list(self.marketing_log),
+            self.final_win_back_at,
+            self.actions_suppressed,
+            list(self.suppressed_log),
+            self.recent_events,
         )
 
     def to_json(self) -> bytes:

@@ -18,8 +18,15 @@ def import_command(export: Path, mapping_ref: str, out: Path) -> int:
     print the report. Returns the exit code: 0, or 2 when the mapping is invalid."""
     counts, size, partial = ImportCounts(), export.stat().st_size, out.with_name(out.name + ".part")
     status = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                        console=status, transient=True, disable=not status.is_terminal or size < 1 << 20)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=status,
+        transient=True,
+        disable=not status.is_terminal or size < 1 << 20,
+    )
     try:
         mapping = load_mapping(resolve_mapping(mapping_ref))
         with progress, partial.open("w", encoding="utf-8") as fh:
@@ -44,12 +51,17 @@ def _report(counts: ImportCounts, export: Path, out: Path) -> Table:
     table.add_column("count", justify="right")
     table.add_column("example lines / first reason", justify="left")
     ignored = ", ".join(f"{value} ×{n}" for value, n in counts.ignored_values.most_common())
-    for label, n, detail in (("read", counts.rows, ""), ("mapped", counts.mapped, f"written to {out}"),
-                             ("ignored", counts.ignored, ignored), ("rejected", counts.rejected_total, "")):
+    for label, n, detail in (
+        ("read", counts.rows, ""),
+        ("mapped", counts.mapped, f"written to {out}"),
+        ("ignored", counts.ignored, ignored),
+        ("rejected", counts.rejected_total, ""),
+    ):
         table.add_row(label, str(n), Text(detail))
     for reason, n in counts.rejected.most_common():
         examples = counts.examples[reason]
         lines = ", ".join(map(str, examples)) + (", …" if n > len(examples) else "")
-        table.add_row(Text(f"  {reason}"), str(n),
-                      Text(f"line{'s' if n > 1 else ''} {lines}\ne.g. {counts.first_detail[reason]}"))
+        table.add_row(
+            Text(f"  {reason}"), str(n), Text(f"line{'s' if n > 1 else ''} {lines}\ne.g. {counts.first_detail[reason]}")
+        )
     return table

@@ -144,8 +144,10 @@ class TimeSpec(_Strict):
     @model_validator(mode="after")
     def _offset_known(self) -> TimeSpec:
         if self.format != "iso" and "%z" not in self.format and self.timezone is None:
-            raise _fail(f"times read with {self.format!r} carry no UTC offset: name their zone, "
-                        "e.g. `timezone: UTC`", at="timezone")
+            raise _fail(
+                f"times read with {self.format!r} carry no UTC offset: name their zone, e.g. `timezone: UTC`",
+                at="timezone",
+            )
         return self
 
     @cached_property
@@ -239,8 +241,11 @@ class Mapping(_Strict):
                 raise _fail(f"{kind.value!r} needs a score payload: add `score: {{csat: <column>, …}}`", at="kind")
         if self.amount is not None and self.currency is None:
             raise _fail("`amount` needs a `currency` (a column, or a constant such as EUR)", at="amount")
-        if self.currency is not None and self.currency.constant is not None \
-                and not re.fullmatch("[A-Z]{3}", self.currency.constant):
+        if (
+            self.currency is not None
+            and self.currency.constant is not None
+            and not re.fullmatch("[A-Z]{3}", self.currency.constant)
+        ):
             raise _fail(f"{self.currency.constant!r} is not an ISO 4217 code such as EUR", at="currency.constant")
         if self.amount_is_unit_price and self.quantity is None:
             raise _fail("needs `quantity` to multiply the unit price by", at="amount_is_unit_price")
@@ -254,8 +259,17 @@ class Mapping(_Strict):
             yield self.event_id.column, "event_id.column", False
         if self.kind.column:
             yield self.kind.column, "kind.column", False
-        for name in ("channel", "country", "language", "segment", "amount", "quantity", "currency",
-                     "discount", "coupon"):
+        for name in (
+            "channel",
+            "country",
+            "language",
+            "segment",
+            "amount",
+            "quantity",
+            "currency",
+            "discount",
+            "coupon",
+        ):
             spec = getattr(self, name)
             if spec is not None and spec.column is not None:
                 yield spec.column, f"{name}.column", spec.optional
@@ -281,8 +295,9 @@ def shipped_mapping(name: str) -> Path:
 
 
 def shipped_names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in (files(__package__) / "mappings").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in (files(__package__) / "mappings").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def resolve_mapping(name_or_path: str) -> Path:
@@ -394,8 +409,12 @@ def _csv_rows(lines: _Lines, mapping: Mapping, source: str) -> Iterator[Row]:
         elif not any(cell.strip() for cell in row):
             continue  # a blank line carries nothing to map
         elif len(row) != len(header):
-            yield line, raw, None, _Reject("row has wrong number of fields",
-                                           f"{len(row)} fields, the header has {len(header)}")
+            yield (
+                line,
+                raw,
+                None,
+                _Reject("row has wrong number of fields", f"{len(row)} fields, the header has {len(header)}"),
+            )
         else:
             yield line, raw, partial(_cell, row, index), None
 
@@ -412,8 +431,10 @@ def _header_index(header: list[str], mapping: Mapping, source: str) -> dict[str,
             hint = f"did you mean {close[0]!r}? " if close else ""
             if len(header) == 1 and re.search("[;,\t|]", header[0]):
                 hint += "is the `delimiter` right? "
-            raise MappingError(f"{source} line 1: the header has no column {column!r} (for `{where}`); "
-                               f"{hint}the header has: {', '.join(map(repr, header))}")
+            raise MappingError(
+                f"{source} line 1: the header has no column {column!r} (for `{where}`); "
+                f"{hint}the header has: {', '.join(map(repr, header))}"
+            )
     return index
 
 
@@ -485,7 +506,9 @@ def _number(value: Any, what: str, where: str, whole: bool = False) -> float:
         if not math.isfinite(number) or (whole and not number.is_integer()):
             raise ValueError
     except ValueError:
-        raise _Reject(f"{what} not a number", f"{where}: {value!r} is not a {'whole ' if whole else ''}number") from None
+        raise _Reject(
+            f"{what} not a number", f"{where}: {value!r} is not a {'whole ' if whole else ''}number"
+        ) from None
     return int(number) if whole else number
 
 
@@ -502,8 +525,9 @@ def _time(spec: TimeSpec, get: Get) -> datetime:
         raise _Reject("time unparsable", f"{where}: {value!r} is not {shape}{detail}") from None
     if at.tzinfo is None:
         if spec.zone is None:
-            raise _Reject("time without offset", f"{where}: {value!r} has no UTC offset and the mapping "
-                                                 "names no `time.timezone`")
+            raise _Reject(
+                "time without offset", f"{where}: {value!r} has no UTC offset and the mapping names no `time.timezone`"
+            )
         at = at.replace(tzinfo=spec.zone)
     return at
 

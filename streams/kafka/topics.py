@@ -21,10 +21,14 @@ async def ensure_topics(settings: Settings) -> list[str]:
         missing = [name for name in wanted if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([
-                    NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
-                    for name in missing
-                ])
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name, num_partitions=settings.partitions, replication_factor=settings.replication_factor
+                        )
+                        for name in missing
+                    ]
+                )
         return missing
     finally:
         await admin.close()
@@ -38,7 +42,11 @@ async def input_partitions(settings: Settings) -> list[int]:
         # Listed first: a metadata request for a missing topic makes Tansu create it.
         if settings.topic_touchpoints in set(await admin.list_topics()):
             for topic in await admin.describe_topics([settings.topic_touchpoints]):
-                if topic.get("topic") == settings.topic_touchpoints and topic.get("error_code") == 0 and topic.get("partitions"):
+                if (
+                    topic.get("topic") == settings.topic_touchpoints
+                    and topic.get("error_code") == 0
+                    and topic.get("partitions")
+                ):
                     return sorted(p["partition"] for p in topic["partitions"])
     finally:
         await admin.close()

@@ -181,8 +181,14 @@ class Processor:
                     pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
                     self.stats.dead_lettered += 1
                     failed.add(id(ev))
-                    earlier = [e for m, e in items[:at] if isinstance(e, TouchpointEvent) and e.customer_id == cid
-                               and (mark.offset is None or m.offset > mark.offset) and id(e) not in failed]
+                    earlier = [
+                        e
+                        for m, e in items[:at]
+                        if isinstance(e, TouchpointEvent)
+                        and e.customer_id == cid
+                        and (mark.offset is None or m.offset > mark.offset)
+                        and id(e) not in failed
+                    ]
                     rebuilt = await self._rebuild(cid, earlier)
                     if cid in touched:
                         touched[cid] = rebuilt
@@ -234,7 +240,9 @@ class Processor:
                 self.stats.fenced_batches += 1
                 log.warning(
                     "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
-                    c.partition, result.stored_offset, c.expected_offset,
+                    c.partition,
+                    result.stored_offset,
+                    c.expected_offset,
                 )
         if to_drain:
             ready.update(await self._read_outboxes(to_drain))
@@ -290,8 +298,9 @@ class Processor:
                 raise
             return len(wanted)
 
-    async def _sweep_due(self, due: dict[int, list[str]], wanted: dict[str, int], marks: dict,
-                         now_by_partition: dict[int, float]) -> None:
+    async def _sweep_due(
+        self, due: dict[int, list[str]], wanted: dict[str, int], marks: dict, now_by_partition: dict[int, float]
+    ) -> None:
         """Advance the due customers in place, then commit and publish what time changed."""
         remembered, to_read = self._split_remembered(wanted)
         states = await self._redis(lambda: self.store.load_states(to_read), "Redis state read") if to_read else {}

@@ -100,8 +100,13 @@ class Worker:
         await retrying(self.producer.start, f"connecting the producer to {s.kafka_bootstrap}", s.retry_max_backoff_s)
         await retrying(self.consumer.start, f"connecting the consumer to {s.kafka_bootstrap}", s.retry_max_backoff_s)
         self.consumer.subscribe([s.topic_touchpoints], listener=_Rebalance(self))
-        log.info("worker started: group %s, input %s, Redis %s, clock %s",
-                 s.consumer_group, s.topic_touchpoints, s.redis_url, s.clock)
+        log.info(
+            "worker started: group %s, input %s, Redis %s, clock %s",
+            s.consumer_group,
+            s.topic_touchpoints,
+            s.redis_url,
+            s.clock,
+        )
 
     async def consume(self) -> None:
         """Take a batch, apply it until it has landed (outages are waited out, never skipped), commit."""
@@ -180,15 +185,23 @@ class Worker:
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
     """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate stops it before it consumes."""
-    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+    )
     settings = settings or Settings()
     try:
         model = settings.load_model()
     except (RulesError, PlaybookError) as exc:
         log.error("not starting: %s", exc)
         raise SystemExit(2) from None
-    log.info("rules %s (%d lifecycle types, %d traits), playbook %s (%d actions)", model.rules.source,
-             len(model.rules.lifecycle), len(model.rules.traits), model.playbook.source, len(model.playbook.actions))
+    log.info(
+        "rules %s (%d lifecycle types, %d traits), playbook %s (%d actions)",
+        model.rules.source,
+        len(model.rules.lifecycle),
+        len(model.rules.traits),
+        model.playbook.source,
+        len(model.playbook.actions),
+    )
 
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop
         await Worker(settings, model).run()

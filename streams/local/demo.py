@@ -52,7 +52,10 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - the worker process writes to it for its whole life
     return subprocess.Popen(
         [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -142,7 +145,9 @@ class Watcher:
 
     def _print_action(self, msg: dict) -> None:
         if not self.quiet:
-            self.console.print(f"    [green]↳ {msg['customer_id']}: {msg['action']}[/] via {msg['channel']} ({msg['priority']})")
+            self.console.print(
+                f"    [green]↳ {msg['customer_id']}: {msg['action']}[/] via {msg['channel']} ({msg['priority']})"
+            )
 
     def summary(self, produced: int, elapsed: float) -> None:
         table = Table(title="Customers per lifecycle type")
@@ -157,8 +162,11 @@ class Watcher:
         traits.add_column("added / cleared", justify="right")
         held = Counter(t for ts in self.traits.values() for t in ts)
         for trait in sorted({t for _, t in self.trait_moves}, key=lambda t: -held[t]):
-            traits.add_row(trait, str(held[trait]),
-                           f"{self.trait_moves[('added', trait)]} / {self.trait_moves[('cleared', trait)]}")
+            traits.add_row(
+                trait,
+                str(held[trait]),
+                f"{self.trait_moves[('added', trait)]} / {self.trait_moves[('cleared', trait)]}",
+            )
         self.console.print(traits)
         moves = Table(title="Lifecycle changes")
         moves.add_column("from → to")
@@ -201,10 +209,14 @@ async def feed_and_watch(
     started = time.monotonic()
     try:
         pending = [
-            await producer.send(settings.topic_touchpoints, json.dumps(event).encode(), key=event["customer_id"].encode())
+            await producer.send(
+                settings.topic_touchpoints, json.dumps(event).encode(), key=event["customer_id"].encode()
+            )
             for event in events
         ]
-        pending += [await producer.send(settings.topic_touchpoints, value, key=key) for key, value in sample.bad_messages()]
+        pending += [
+            await producer.send(settings.topic_touchpoints, value, key=key) for key, value in sample.bad_messages()
+        ]
         ends: dict[int, int] = {}
         for ack in await asyncio.gather(*pending):
             ends[ack.partition] = max(ends.get(ack.partition, 0), ack.offset + 1)
@@ -248,8 +260,10 @@ def run_demo(customers: int | None = None, quiet: bool = False) -> int:
             events = list(sample.generate(customers))
         else:
             events = [json.loads(line) for line in sample.SAMPLE_FILE.read_text().splitlines()]
-        console.print(f"worker started (pid {worker.pid}); feeding {len(events)} events of "
-                      f"{len({e['customer_id'] for e in events})} customers")
+        console.print(
+            f"worker started (pid {worker.pid}); feeding {len(events)} events of "
+            f"{len({e['customer_id'] for e in events})} customers"
+        )
         asyncio.run(feed_and_watch(console, settings, events, quiet, worker))
         return 0
     except WorkerDied as exc:

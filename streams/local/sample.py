@@ -17,13 +17,33 @@ from pathlib import Path
 SAMPLE_FILE = Path(__file__).parent / "data" / "sample-journeys.jsonl"
 SAMPLE_START = datetime(2026, 1, 1, tzinfo=UTC)
 
-PRE = ["ad_click", "social_engagement", "page_view", "review_read", "content_view", "search",
-       "newsletter_signup", "demo_request", "form_submit", "referral_visit"]
+PRE = [
+    "ad_click",
+    "social_engagement",
+    "page_view",
+    "review_read",
+    "content_view",
+    "search",
+    "newsletter_signup",
+    "demo_request",
+    "form_submit",
+    "referral_visit",
+]
 BROWSE = ["catalog_view", "product_view", "add_to_cart", "remove_from_cart", "presales_chat", "checkout_start"]
-POST = ["email_open", "email_click", "product_usage", "survey_response", "review_written",
-        "support_ticket", "referral_made"]
-STAGE = {**{k: "pre_purchase" for k in PRE}, **{k: "purchase" for k in [*BROWSE, "purchase", "coupon_applied"]},
-         **{k: "post_purchase" for k in POST}}
+POST = [
+    "email_open",
+    "email_click",
+    "product_usage",
+    "survey_response",
+    "review_written",
+    "support_ticket",
+    "referral_made",
+]
+STAGE = {
+    **{k: "pre_purchase" for k in PRE},
+    **{k: "purchase" for k in [*BROWSE, "purchase", "coupon_applied"]},
+    **{k: "post_purchase" for k in POST},
+}
 COUNTRIES = [("PT", "pt-PT"), ("BR", "pt-BR"), ("US", "en-US"), ("GB", "en-GB"), ("CN", "zh-CN"), ("RU", "ru-RU")]
 ARCHETYPES = ["browser", "one_time", "regular", "lapsing", "comeback", "supported"]
 
@@ -31,16 +51,24 @@ ARCHETYPES = ["browser", "one_time", "regular", "lapsing", "comeback", "supporte
 def _payload(kind: str, rng: random.Random) -> dict | None:
     if kind == "purchase":
         coupon = rng.random() < 0.3
-        return {"kind": "order", "amount": round(rng.uniform(15, 400), 2), "currency": "EUR",
-                "discount": round(rng.uniform(2, 20), 2) if coupon else 0,
-                "coupon": "SAVE10" if coupon else None}
+        return {
+            "kind": "order",
+            "amount": round(rng.uniform(15, 400), 2),
+            "currency": "EUR",
+            "discount": round(rng.uniform(2, 20), 2) if coupon else 0,
+            "coupon": "SAVE10" if coupon else None,
+        }
     if kind == "survey_response":
         return {"kind": "score", "csat": rng.randint(1, 5), "nps": rng.randint(0, 10)}
     if kind == "review_written":
         return {"kind": "score", "rating": rng.randint(1, 5)}
     if kind in ("support_ticket", "presales_chat"):
-        return {"kind": "support", "topic": rng.choice(["billing", "how-to", "delivery"]),
-                "sentiment": round(rng.uniform(-1, 1), 2), "wait_seconds": rng.randint(10, 1800)}
+        return {
+            "kind": "support",
+            "topic": rng.choice(["billing", "how-to", "delivery"]),
+            "sentiment": round(rng.uniform(-1, 1), 2),
+            "wait_seconds": rng.randint(10, 1800),
+        }
     return None
 
 
@@ -119,8 +147,12 @@ def generate(customers: int, seed: int = 7, start: datetime = SAMPLE_START, span
 def bad_messages() -> list[tuple[bytes | None, bytes]]:
     """(key, value) pairs that must each be dead-lettered, one per kind of bad input."""
     good = {
-        "event_id": "bad-0", "customer_id": "cust-bad", "occurred_at": "2026-03-01T10:00:00Z",
-        "stage": "pre_purchase", "touchpoint": "page_view", "channel": "web",
+        "event_id": "bad-0",
+        "customer_id": "cust-bad",
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "stage": "pre_purchase",
+        "touchpoint": "page_view",
+        "channel": "web",
     }
 
     def variant(**changes) -> bytes:

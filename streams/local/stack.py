@@ -84,18 +84,41 @@ class LocalStack:
         url = f"tcp://127.0.0.1:{self.kafka_port}"
         log = open(self.workdir / "tansu.log", "ab")  # noqa: SIM115 - the broker writes to it for its whole life
         self.processes["broker"] = proc = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         _wait_for_port(self.kafka_port, proc, "the Tansu broker")
 
     def start_redis(self) -> None:
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - redis-server writes to it for its whole life
         self.processes["redis"] = proc = subprocess.Popen(
-            [redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                redis_binary(),
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         _wait_for_port(self.redis_port, proc, "redis-server")
 

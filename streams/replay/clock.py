@@ -9,7 +9,9 @@ from streams.settings import Settings
 from streams.store import JourneyStore
 
 
-async def advance_event_clock(settings: Settings, until: float, partitions: list[int] | None = None) -> dict[int, float]:
+async def advance_event_clock(
+    settings: Settings, until: float, partitions: list[int] | None = None
+) -> dict[int, float]:
     """`journey advance-clock`: move every input partition's event clock to `until` (epoch seconds).
 
     For the end of a replay with `JOURNEY_CLOCK=event`: the live worker keeps one clock per partition

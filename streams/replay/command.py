@@ -36,16 +36,27 @@ def parse_until(until: str | None) -> datetime | None:
     return at
 
 
-def replay_command(file: Path, mapping: str | None, out_dir: Path, until: str | None, redis_url: str | None,
-                   golden_dir: Path | None, to_kafka: bool, speedup: float | None,
-                   rules: Path | None = None, playbook: Path | None = None) -> int:
+def replay_command(
+    file: Path,
+    mapping: str | None,
+    out_dir: Path,
+    until: str | None,
+    redis_url: str | None,
+    golden_dir: Path | None,
+    to_kafka: bool,
+    speedup: float | None,
+    rules: Path | None = None,
+    playbook: Path | None = None,
+) -> int:
     """Run the replay the options ask for; returns the exit code."""
     from streams.replay.sources import iter_records
 
     at = parse_until(until)
     if to_kafka and (golden_dir or redis_url or at or rules or playbook):
-        raise click.UsageError("--to-kafka produces the events for the live worker; --compare, --redis, "
-                               "--until, --rules and --playbook apply to the offline replay only")
+        raise click.UsageError(
+            "--to-kafka produces the events for the live worker; --compare, --redis, "
+            "--until, --rules and --playbook apply to the offline replay only"
+        )
     if speedup is not None and not to_kafka:
         raise click.UsageError("--speedup paces --to-kafka; the offline replay always runs at full speed")
     if speedup is not None and speedup <= 0:
@@ -76,24 +87,35 @@ def _model(rules: Path | None, playbook: Path | None):
     return Settings(**overrides).load_model()
 
 
-def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str | None,
-             golden_dir: Path | None) -> int:
+def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str | None, golden_dir: Path | None) -> int:
     from streams.replay.golden import compare, print_diff
     from streams.replay.run import run_replay
 
     console, status = Console(), Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[records]:,} records"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[records]:,} records"),
+    )
     with Progress(*columns, console=status, transient=False) as bar:
         task = bar.add_task(f"replaying {source.path.name}", total=source.size, records=0)
         report = run_replay(
-            source, model, until=at, out_dir=out_dir, redis_url=redis_url,
+            source,
+            model,
+            until=at,
+            out_dir=out_dir,
+            redis_url=redis_url,
             progress=lambda done: bar.update(task, completed=source.bytes_read, records=done),
         )
         bar.update(task, completed=source.size, records=report.records)
     report.print(console)
-    console.print(f"wrote {', '.join(sorted(p.name for p in out_dir.iterdir() if p.is_file()))} to {out_dir}/"
-                  f" (open {out_dir / 'transitions.svg'} for the chart)")
+    console.print(
+        f"wrote {', '.join(sorted(p.name for p in out_dir.iterdir() if p.is_file()))} to {out_dir}/"
+        f" (open {out_dir / 'transitions.svg'} for the chart)"
+    )
     if golden_dir is None:
         return 0
     console.print(f"\n[bold]compared with {golden_dir}[/]")
@@ -102,8 +124,7 @@ def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str |
     except FileNotFoundError as exc:
         click.echo(f"error: cannot compare: {exc}", err=True)
         return 2
-    return print_diff(diff,
-                      echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    return print_diff(diff, echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 def _to_kafka(source, speedup: float | None) -> int:
@@ -117,6 +138,8 @@ def _to_kafka(source, speedup: float | None) -> int:
     with Progress(*columns, console=Console(stderr=True)) as bar:
         result = asyncio.run(replay_to_kafka(source, settings, speedup, bar))
     elapsed = getattr(result, "elapsed_s", getattr(result, "elapsed", 0.0))
-    click.echo(f"produced {result.produced} events to {settings.topic_touchpoints} on {settings.kafka_bootstrap}"
-               f" in {elapsed:.1f}s; {result.rejected} records rejected (not events)")
+    click.echo(
+        f"produced {result.produced} events to {settings.topic_touchpoints} on {settings.kafka_bootstrap}"
+        f" in {elapsed:.1f}s; {result.rejected} records rejected (not events)"
+    )
     return 0

@@ -110,23 +110,29 @@ class GoldenDiff:
         if limit is not None and len(everyone) > limit:
             out.append(f"… and {len(everyone) - limit} more customers")
         out.append("")
-        out.append(f"lifecycle paths differ for {len(self.customers)} customers "
-                   f"({sum(len(c.added) for c in self.customers)} changes not in golden, "
-                   f"{sum(len(c.removed) for c in self.customers)} in golden only); "
-                   f"final type differs for {len(self.final_type_changed)}")
+        out.append(
+            f"lifecycle paths differ for {len(self.customers)} customers "
+            f"({sum(len(c.added) for c in self.customers)} changes not in golden, "
+            f"{sum(len(c.removed) for c in self.customers)} in golden only); "
+            f"final type differs for {len(self.final_type_changed)}"
+        )
         per_type = self.changed_per_type
         if per_type:
-            out.append("changed customers per type: "
-                       + ", ".join(f"{t} {per_type[t]}" for t in ordered_types(per_type)))
+            out.append(
+                "changed customers per type: " + ", ".join(f"{t} {per_type[t]}" for t in ordered_types(per_type))
+            )
         moved = {t: v for t, v in self.final_counts.items() if v[0] != v[1]}
         if moved:
-            out.append("customers per final type (golden → now): "
-                       + ", ".join(f"{t} {g} → {n}" for t, (g, n) in moved.items()))
+            out.append(
+                "customers per final type (golden → now): " + ", ".join(f"{t} {g} → {n}" for t, (g, n) in moved.items())
+            )
         added, removed = self.actions_added, self.actions_removed
         if added or removed:
-            out.append(f"actions: {sum(added.values())} added, {sum(removed.values())} removed ("
-                       + ", ".join(f"{name} +{added[name]} -{removed[name]}" for name in sorted(added | removed))
-                       + ")")
+            out.append(
+                f"actions: {sum(added.values())} added, {sum(removed.values())} removed ("
+                + ", ".join(f"{name} +{added[name]} -{removed[name]}" for name in sorted(added | removed))
+                + ")"
+            )
         for name in self.reordered_files:
             out.append(f"{name}: the same lines per customer, in another order across customers")
         return out
@@ -153,8 +159,13 @@ def compare(out_dir: str | Path, golden_dir: str | Path) -> GoldenDiff:
         lines_golden = _lines_of(golden_dir / FILES[0], set(changed))
         for cid in changed:
             now, golden = lines_now.get(cid, []), lines_golden.get(cid, [])
-            c = CustomerDiff(cid, [_step(x) for x in _minus(now, golden)], [_step(x) for x in _minus(golden, now)],
-                             final_now=_final(now_c.get(cid)), final_golden=_final(golden_c.get(cid)))
+            c = CustomerDiff(
+                cid,
+                [_step(x) for x in _minus(now, golden)],
+                [_step(x) for x in _minus(golden, now)],
+                final_now=_final(now_c.get(cid)),
+                final_golden=_final(golden_c.get(cid)),
+            )
             c.reordered = not c.added and not c.removed
             diff.customers.append(c)
 
@@ -223,8 +234,11 @@ def _differences(golden: dict, now: dict) -> list[str]:
     if golden.get("caused_by") != now.get("caused_by") and not str(now.get("caused_by")).startswith("inactivity@"):
         out.append(f"caused by {golden.get('caused_by')} → {now.get('caused_by')}")
     derived = ("change_id",) if golden.get("caused_by") != now.get("caused_by") else ()  # an id follows its cause
-    rest = [k for k in dict.fromkeys([*golden, *now])
-            if k not in ("reason", "caused_by", "at", "from", "to", *derived) and golden.get(k) != now.get(k)]
+    rest = [
+        k
+        for k in dict.fromkeys([*golden, *now])
+        if k not in ("reason", "caused_by", "at", "from", "to", *derived) and golden.get(k) != now.get(k)
+    ]
     if rest:
         out.append(f"{', '.join(rest)} differ")
     return out
@@ -239,8 +253,14 @@ def _describe_actions(removed: list[Step], added: list[Step]) -> list[tuple[str,
         was, now = _when(old.at), _when(new.at)
         if was == now:
             was, now = old.at, new.at
-        out.append((new.at, f"{name} moved from {was} (golden) to {now}" if old.at != new.at
-                    else f"{name} at {now}: its ids or parameters differ"))
+        out.append(
+            (
+                new.at,
+                f"{name} moved from {was} (golden) to {now}"
+                if old.at != new.at
+                else f"{name} at {now}: its ids or parameters differ",
+            )
+        )
     return sorted(out)
 
 
@@ -319,13 +339,17 @@ def _step(line: str) -> Step:
     at = msg.get("at", "")
     when = _when(at)
     if "action" in msg:
-        return Step(at, f"{msg['action']} via {msg.get('channel')} at {when} "
-                        f"(triggered by {msg.get('triggered_by')})", line)
+        return Step(
+            at, f"{msg['action']} via {msg.get('channel')} at {when} (triggered by {msg.get('triggered_by')})", line
+        )
     reason = msg.get("reason") or {}
     evidence = ", ".join(f"{k}={v}" for k, v in (reason.get("evidence") or {}).items() if v is not None)
     dimension = "" if msg.get("dimension") == "lifecycle" else f"{msg.get('dimension')} "
-    return Step(at, f"{dimension}{label(msg.get('from'))} → {label(msg.get('to'))} at {when} "
-                    f"({reason.get('rule')}: {evidence})", line)
+    return Step(
+        at,
+        f"{dimension}{label(msg.get('from'))} → {label(msg.get('to'))} at {when} ({reason.get('rule')}: {evidence})",
+        line,
+    )
 
 
 def _same_bytes(a: Path, b: Path, size: int = 1 << 20) -> bool:

@@ -26,8 +26,14 @@ class RedisStates(MutableMapping[str, CustomerState]):
     `clear=True`), so a key it never wrote and did not find in a batch load is known absent.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, capacity: int = 50_000,
-                 batch: int = 2_000, clear: bool = True) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = DEFAULT_PREFIX,
+        capacity: int = 50_000,
+        batch: int = 2_000,
+        clear: bool = True,
+    ) -> None:
         self.client, self.prefix = client, prefix
         self.capacity = max(capacity, 16)
         self.batch = max(1, min(batch, self.capacity // 8))  # a batch never crowds out the rest
@@ -55,8 +61,8 @@ class RedisStates(MutableMapping[str, CustomerState]):
         wanted = list(dict.fromkeys(customer_ids))
         self._expected.clear()
         if len(wanted) > self.capacity // 2:
-            self._expected.extend(wanted[self.batch:])
-            wanted = wanted[:self.batch]
+            self._expected.extend(wanted[self.batch :])
+            wanted = wanted[: self.batch]
         cache, missing = self._cache, []
         for cid in wanted:
             state = cache.pop(cid, None)
@@ -71,7 +77,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def _load(self, customer_ids: list[str]) -> None:
         prefix = self.prefix
         for start in range(0, len(customer_ids), self.batch):
-            ids = customer_ids[start:start + self.batch]
+            ids = customer_ids[start : start + self.batch]
             raws = self.client.mget([prefix + cid for cid in ids])
             self.round_trips += 1
             for cid, raw in zip(ids, raws, strict=True):
@@ -82,7 +88,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
 
     def _store(self, customer_ids: list[str]) -> None:
         for start in range(0, len(customer_ids), self.batch):
-            ids = customer_ids[start:start + self.batch]
+            ids = customer_ids[start : start + self.batch]
             self.client.mset({self.prefix + cid: self._cache[cid].to_json() for cid in ids})
             self.round_trips += 1
             self._dirty.difference_update(ids)

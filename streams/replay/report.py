@@ -119,8 +119,9 @@ class ReplayReport:
         traits.add_column("entered", justify="right")
         traits.add_column("cleared", justify="right")
         for trait in sorted(self.traits.keys() | self.traits_entered.keys()):
-            traits.add_row(trait, str(self.traits[trait]), str(self.traits_entered[trait]),
-                           str(self.traits_cleared[trait]))
+            traits.add_row(
+                trait, str(self.traits[trait]), str(self.traits_entered[trait]), str(self.traits_cleared[trait])
+            )
         if not self.traits and not self.traits_entered:
             traits.add_row("[dim](none)[/]", "0", "0", "0")
         return [types, traits, self.matrix(), self.action_table(), self.dead_table()]
@@ -143,10 +144,15 @@ class ReplayReport:
         table.add_column("suppressed", justify="right")
         table.add_column("why suppressed")
         for name in sorted(set(self.actions_sent) | set(self.actions_suppressed)):
-            why = sorted(((n, r) for (a, r), n in self.suppressed_why.items() if a == name),
-                         key=lambda x: (-x[0], x[1]))
-            table.add_row(name, str(self.actions_sent[name]), str(self.actions_suppressed[name]),
-                          Text("\n".join(f"{n} × {r}" for n, r in why)))
+            why = sorted(
+                ((n, r) for (a, r), n in self.suppressed_why.items() if a == name), key=lambda x: (-x[0], x[1])
+            )
+            table.add_row(
+                name,
+                str(self.actions_sent[name]),
+                str(self.actions_suppressed[name]),
+                Text("\n".join(f"{n} × {r}" for n, r in why)),
+            )
         return table
 
     def dead_table(self) -> Table:

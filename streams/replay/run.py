@@ -82,8 +82,9 @@ def run_replay(
     until_ts = until.timestamp() if isinstance(until, datetime) else until
     store = RedisStates.from_url(redis_url, prefix=redis_prefix, capacity=redis_cache) if redis_url else None
     replay = OfflineReplay(model, store)
-    report = ReplayReport(out_dir=None if out_dir is None else Path(out_dir),
-                          until=None if until_ts is None else iso(until_ts))
+    report = ReplayReport(
+        out_dir=None if out_dir is None else Path(out_dir), until=None if until_ts is None else iso(until_ts)
+    )
     out = _Outputs(report.out_dir)
     try:
         next_progress = PROGRESS_EVERY
@@ -162,7 +163,7 @@ def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisState
     report.actions_suppressed.update(counts.suppressed)
     for (action, reason), n in counts.suppressed_why.items():
         report.suppressed_why[(action, reason_of(reason))] += n
-    for state in (replay.states.values() if store is None else store.iter_states()):
+    for state in replay.states.values() if store is None else store.iter_states():
         report.customers += 1
         if state.lifecycle is not None:
             report.lifecycle[state.lifecycle] += 1

@@ -59,7 +59,9 @@ async def replay_to_kafka(
     await ensure_topics(settings)
     result = ToKafkaResult()
     total = len(records) if hasattr(records, "__len__") else None  # type: ignore[arg-type]
-    task = progress.add_task(f"producing to {settings.topic_touchpoints}", total=total) if progress is not None else None
+    task = (
+        progress.add_task(f"producing to {settings.topic_touchpoints}", total=total) if progress is not None else None
+    )
     producer = clients.producer(settings, acks="all", linger_ms=10, max_batch_size=256 * 1024)
     await producer.start()
     pending: list[asyncio.Future] = []

@@ -171,7 +171,9 @@ class JourneyStore:
         if not customer_ids:
             return {}
         raws = await self.client.mget([self.state_key(c) for c in customer_ids])
-        return {cid: CustomerState.from_json(raw) for cid, raw in zip(customer_ids, raws, strict=True) if raw is not None}
+        return {
+            cid: CustomerState.from_json(raw) for cid, raw in zip(customer_ids, raws, strict=True) if raw is not None
+        }
 
     async def read_outboxes(self, partitions: list[int]) -> dict[int, list[bytes]]:
         pipe = self.client.pipeline(transaction=False)
@@ -199,4 +201,3 @@ class JourneyStore:
         keys = [self.mark_key(p) for p in partitions]
         replies = await self._advance_clock(keys=keys, args=[repr(float(until))])
         return {p: float(raw) for p, raw in zip(partitions, replies, strict=True)}
-

@@ -130,8 +130,12 @@ class Deployment:
         Reads past the reported end offsets until a poll comes back empty: Tansu reports the
         base offset of a partition's last batch + 1, so the last batch lies beyond that "end".
         """
-        consumer = KafkaConsumer(bootstrap_servers=self.stack.bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, fetch_max_wait_ms=100)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.stack.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
         try:
             tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
             consumer.assign(tps)
@@ -160,7 +164,10 @@ class Deployment:
     def states(self) -> dict[str, dict]:
         prefix = f"{self.settings.key_prefix}:c:"
         keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
-        return {k.decode()[len(prefix):]: CustomerState.from_json(v).as_dict() for k, v in zip(keys, self.redis.mget(keys), strict=False)}
+        return {
+            k.decode()[len(prefix) :]: CustomerState.from_json(v).as_dict()
+            for k, v in zip(keys, self.redis.mget(keys), strict=False)
+        }
 
     def close(self) -> None:
         for proc in self.workers:

@@ -25,8 +25,21 @@ def outputs(deployment) -> tuple[dict, set, set]:
 def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path):
     """Redis goes away mid-stream and comes back: the worker retries, then ends where an undisturbed run ends."""
     port = free_port()
-    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-               "--appendfsync", "always", "--save", "", "--dir", str(tmp_path)]
+    command = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--dir",
+        str(tmp_path),
+    ]
 
     def start_redis() -> subprocess.Popen:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -36,8 +49,9 @@ def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path
     own_redis = start_redis()
     try:
         events = list(sample.generate(120, seed=5))
-        d = deploy(JOURNEY_CLOCK="event", JOURNEY_REDIS_URL=f"redis://127.0.0.1:{port}/0",
-                   JOURNEY_RETRY_MAX_BACKOFF_S="0.5")
+        d = deploy(
+            JOURNEY_CLOCK="event", JOURNEY_REDIS_URL=f"redis://127.0.0.1:{port}/0", JOURNEY_RETRY_MAX_BACKOFF_S="0.5"
+        )
         half = len(events) // 2
         d.produce(events[:half])
         d.start_worker()

@@ -17,8 +17,15 @@ pytestmark = pytest.mark.integration
 
 def touchpoint(customer: str, n: int, kind: str, at: datetime, **extra) -> dict:
     stage = sample.STAGE[kind]
-    event = {"event_id": f"{customer}-{n}", "customer_id": customer, "occurred_at": at.isoformat(),
-             "stage": stage, "touchpoint": kind, "channel": "web", **extra}
+    event = {
+        "event_id": f"{customer}-{n}",
+        "customer_id": customer,
+        "occurred_at": at.isoformat(),
+        "stage": stage,
+        "touchpoint": kind,
+        "channel": "web",
+        **extra,
+    }
     if kind == "purchase":
         event["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
     return event
@@ -54,17 +61,28 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
         ("at_risk", "loyal", "alice-5"),
     ]
     assert [c["reason"]["rule"] for c in changes] == [
-        "lifecycle.prospect", "lifecycle.new", "lifecycle.loyal", "lifecycle.at_risk", "lifecycle.loyal"]
+        "lifecycle.prospect",
+        "lifecycle.new",
+        "lifecycle.loyal",
+        "lifecycle.at_risk",
+        "lifecycle.loyal",
+    ]
     at_risk_evidence = changes[3]["reason"]["evidence"]
     assert at_risk_evidence["days_since_last_purchase"] == 30.0 and at_risk_evidence["purchase_rhythm_days"] == 5.0
     # one page view, then straight to buying with no support: the `efficient` trait, with its reason
-    traits = [(c["from"], c["to"], c["caused_by"], c["reason"]["rule"]) for c in all_changes if c["dimension"] == "trait"]
+    traits = [
+        (c["from"], c["to"], c["caused_by"], c["reason"]["rule"]) for c in all_changes if c["dimension"] == "trait"
+    ]
     assert traits == [(None, "efficient", "alice-2", "trait.efficient")]
     actions = d.actions()
     # the second loyalty invite falls within its 90-day cooldown: suppressed, not sent
     assert [a["action"] for a in actions] == [
-        "lead_nurture_sequence", "welcome_onboarding", "concise_options_summary", "loyalty_programme_invite",
-        "win_back_offer"]
+        "lead_nurture_sequence",
+        "welcome_onboarding",
+        "concise_options_summary",
+        "loyalty_programme_invite",
+        "win_back_offer",
+    ]
     by_id = {c["change_id"]: c for c in all_changes}
     assert [by_id[a["triggered_by"]]["to"] for a in actions] == ["prospect", "new", "efficient", "loyal", "at_risk"]
     state = d.states()["alice"]

@@ -39,8 +39,15 @@ class _FailsOnPoison(Playbook):
 
 def _event(event_id: str, day: int, kind: str, **extra) -> dict:
     stage = {"page_view": "pre_purchase", "purchase": "purchase"}[kind]
-    return {"event_id": event_id, "customer_id": "c1", "stage": stage, "touchpoint": kind, "channel": "web",
-            "occurred_at": (START + timedelta(days=day)).isoformat(), **extra}
+    return {
+        "event_id": event_id,
+        "customer_id": "c1",
+        "stage": stage,
+        "touchpoint": kind,
+        "channel": "web",
+        "occurred_at": (START + timedelta(days=day)).isoformat(),
+        **extra,
+    }
 
 
 def _message(offset: int, event: dict) -> RawMessage:
@@ -71,11 +78,20 @@ async def _run(redis_url: str, prefix: str, batches: list[list[RawMessage]]) -> 
 
 
 def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
-    published, state = asyncio.run(_run(stack.redis_url, "poison-test", [
-        [_message(0, _event("first", 0, "page_view"))],
-        # The poison event is the customer's first of this batch: it is applied to the state in place.
-        [_message(1, _event("poison", 1, "purchase", payload=ORDER)), _message(2, _event("after", 2, "page_view"))],
-    ]))
+    published, state = asyncio.run(
+        _run(
+            stack.redis_url,
+            "poison-test",
+            [
+                [_message(0, _event("first", 0, "page_view"))],
+                # The poison event is the customer's first of this batch: it is applied to the state in place.
+                [
+                    _message(1, _event("poison", 1, "purchase", payload=ORDER)),
+                    _message(2, _event("after", 2, "page_view")),
+                ],
+            ],
+        )
+    )
     dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
     assert len(dead) == 1 and "a bug in the playbook" in dead[0]["error"] and dead[0]["source_offset"] == 1
     poison = TouchpointEvent.model_validate(json.loads(base64.b64decode(dead[0]["raw_value_b64"])))
@@ -90,12 +106,21 @@ def test_an_event_the_core_fails_on_leaves_no_trace_in_the_state(stack):
 
 
 def test_a_failure_keeps_the_batchs_earlier_events_of_the_customer(stack):
-    published, state = asyncio.run(_run(stack.redis_url, "poison-test-2", [
-        [_message(0, _event("first", 0, "page_view"))],
-        # The customer's events of one batch all change one state in place; the poison is the second.
-        [_message(1, _event("second", 1, "page_view")), _message(2, _event("poison", 2, "purchase", payload=ORDER)),
-         _message(3, _event("after", 3, "page_view"))],
-    ]))
+    published, state = asyncio.run(
+        _run(
+            stack.redis_url,
+            "poison-test-2",
+            [
+                [_message(0, _event("first", 0, "page_view"))],
+                # The customer's events of one batch all change one state in place; the poison is the second.
+                [
+                    _message(1, _event("second", 1, "page_view")),
+                    _message(2, _event("poison", 2, "purchase", payload=ORDER)),
+                    _message(3, _event("after", 3, "page_view")),
+                ],
+            ],
+        )
+    )
     dead = [json.loads(m.value) for m in published if m.topic == Settings().topic_dead_letter]
     assert [d["source_offset"] for d in dead] == [2]
     # The batch's earlier event stays (once), the poison's purchase is gone, the later event is applied.

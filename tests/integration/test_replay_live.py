@@ -96,8 +96,10 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
     assert run.exit_code == 0, run.output
     assert run.output.count("clock ") == d.settings.partitions
-    marks = [d.redis.hget(f"{d.settings.key_prefix}:mark:{d.settings.topic_touchpoints}:{p}", "clock")
-             for p in range(d.settings.partitions)]
+    marks = [
+        d.redis.hget(f"{d.settings.key_prefix}:mark:{d.settings.topic_touchpoints}:{p}", "clock")
+        for p in range(d.settings.partitions)
+    ]
     assert [float(m) for m in marks] == [until] * d.settings.partitions
     d.wait_caught_up(timeout=60)
 
@@ -142,7 +144,6 @@ def test_a_paced_replay_takes_the_event_time_span_over_the_speedup_in_per_custom
         wanted[event["customer_id"]].append(event["event_id"])
     assert sent == wanted
     assert len(wanted) > 1 and any(len(ids) > 1 for ids in wanted.values())
-
 
 
 def test_a_batch_that_read_the_mark_before_an_advance_does_not_move_the_clock_back(deploy):

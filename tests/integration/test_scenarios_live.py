@@ -13,8 +13,7 @@ from scenarios import SCENARIOS, Advance
 
 pytestmark = pytest.mark.integration
 
-EVENT_ONLY = [s for s in SCENARIOS
-              if not any(isinstance(step, Advance) for step in s.events + s.near_miss_events)]
+EVENT_ONLY = [s for s in SCENARIOS if not any(isinstance(step, Advance) for step in s.events + s.near_miss_events)]
 
 
 def test_event_only_scenarios_through_the_live_pipeline(deploy):
@@ -29,8 +28,12 @@ def test_event_only_scenarios_through_the_live_pipeline(deploy):
     for s in EVENT_ONLY:
         want = s.expect_type
         mine = [c for c in changes if c["customer_id"] == s.customer]
-        match = [c for c in mine if (c["dimension"], c["from"], c["to"], c["reason"]["rule"]) ==
-                 (want.dimension, want.from_, want.to, want.rule)]
+        match = [
+            c
+            for c in mine
+            if (c["dimension"], c["from"], c["to"], c["reason"]["rule"])
+            == (want.dimension, want.from_, want.to, want.rule)
+        ]
         assert match, f"{s.name}: no {want.rule} change among {[(c['from'], c['to']) for c in mine]}"
         change = match[0]
         assert change["caused_by"] == want.caused_by, s.name
@@ -44,5 +47,6 @@ def test_event_only_scenarios_through_the_live_pipeline(deploy):
             log = states[s.customer]["suppressed_log"]
             assert any(entry[1] == s.expect_action and s.expect_suppressed in entry[2] for entry in log), s.name
         near = [c for c in changes if c["customer_id"] == s.near_miss_customer]
-        assert not [c for c in near if (c["dimension"], c["to"]) == (want.dimension, want.to)], \
+        assert not [c for c in near if (c["dimension"], c["to"]) == (want.dimension, want.to)], (
             f"{s.name}: the near-miss customer got {want.to}"
+        )

@@ -42,8 +42,15 @@ async def _commit_big_batches(redis_url: str) -> dict:
     history_c1 = [json.loads(h)["n"] for h in await store.history("c1")]
     outbox = await client.llen(store.outbox_key(0))
     await client.aclose()
-    return {"result": result[0], "stored": stored, "due": due, "history_c0": history_c0,
-            "history_c1": history_c1, "outbox": outbox, "ids": ids}
+    return {
+        "result": result[0],
+        "stored": stored,
+        "due": due,
+        "history_c0": history_c0,
+        "history_c1": history_c1,
+        "outbox": outbox,
+        "ids": ids,
+    }
 
 
 def test_big_batches_are_written_whole(stack):

@@ -88,8 +88,14 @@ def test_forgetting_partitions_keeps_the_others():
 
 
 def _message(offset: int, day: int) -> RawMessage:
-    event = {"event_id": f"e{offset}", "customer_id": "c1", "stage": "pre_purchase", "touchpoint": "page_view",
-             "channel": "web", "occurred_at": (START + timedelta(days=day)).isoformat()}
+    event = {
+        "event_id": f"e{offset}",
+        "customer_id": "c1",
+        "stage": "pre_purchase",
+        "touchpoint": "page_view",
+        "channel": "web",
+        "occurred_at": (START + timedelta(days=day)).isoformat(),
+    }
     return RawMessage("touchpoints", 0, offset, b"c1", json.dumps(event).encode())
 
 

@@ -48,8 +48,14 @@ class Playbook:
         self.mood = frozenset(spec.suppress.promotions_while)
         self.last_win_back = spec.suppress.last_win_back
 
-    def decide(self, state: CustomerState, change: TypeChange, at: float,
-               sent: list[NurtureAction], suppressed: list[Suppressed]) -> None:
+    def decide(
+        self,
+        state: CustomerState,
+        change: TypeChange,
+        at: float,
+        sent: list[NurtureAction],
+        suppressed: list[Suppressed],
+    ) -> None:
         """Actions for one change that entered a type (`change.to`); changes `state`'s bookkeeping in place."""
         for name in self.triggers.get(change.to or "", ()):
             action = self.actions[name]
@@ -67,16 +73,18 @@ class Playbook:
                 del state.marketing_log[: -max(self.cap, 1)]
             if name == self.last_win_back and state.lifecycle == "lapsed":
                 state.final_win_back_at = at
-            sent.append(_nurture_action(  # built from checked values: see engine._change
-                action_id=ids.action_id(change.change_id, name),
-                customer_id=state.customer_id,
-                action=name,
-                channel=action.channel,
-                priority=action.priority,
-                params={**action.params, "type": change.to, "rule": change.reason.rule},
-                triggered_by=change.change_id,
-                at=datetime.fromtimestamp(at, UTC),
-            ))
+            sent.append(
+                _nurture_action(  # built from checked values: see engine._change
+                    action_id=ids.action_id(change.change_id, name),
+                    customer_id=state.customer_id,
+                    action=name,
+                    channel=action.channel,
+                    priority=action.priority,
+                    params={**action.params, "type": change.to, "rule": change.reason.rule},
+                    triggered_by=change.change_id,
+                    at=datetime.fromtimestamp(at, UTC),
+                )
+            )
 
     def _forget_expired(self, state: CustomerState, at: float) -> None:
         """Drop what can no longer suppress anything (past its cooldown, out of the cap's week): it only costs bytes."""
@@ -106,10 +114,16 @@ class Playbook:
         return None
 
 
-def load_playbook(path: str | Path | None = None, types: set[str] | None = None, rules_source: str = "the rules"
-                  ) -> Playbook:
+def load_playbook(
+    path: str | Path | None = None, types: set[str] | None = None, rules_source: str = "the rules"
+) -> Playbook:
     """The playbook at `path` (the shipped default when None), validated; `types`: the rules' type names."""
     path = Path(path) if path is not None else DEFAULT_PLAYBOOK_FILE
-    spec = validated_yaml(path, PlaybookFile, PlaybookError, " (version, caps, suppress, actions, triggers)",
-                      context={"types": types, "rules": rules_source} if types is not None else None)
+    spec = validated_yaml(
+        path,
+        PlaybookFile,
+        PlaybookError,
+        " (version, caps, suppress, actions, triggers)",
+        context={"types": types, "rules": rules_source} if types is not None else None,
+    )
     return Playbook(spec, path.name)

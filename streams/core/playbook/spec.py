@@ -31,7 +31,9 @@ class Action(_Strict):
 
 
 class Caps(_Strict):
-    marketing_per_week: NonNegativeInt = Field(3, description="Most promotion + marketing messages per customer per 7 days.")
+    marketing_per_week: NonNegativeInt = Field(
+        3, description="Most promotion + marketing messages per customer per 7 days."
+    )
 
 
 class Suppression(_Strict):
@@ -39,7 +41,8 @@ class Suppression(_Strict):
         default_factory=list, description="Traits during which no promotion is sent (e.g. angry)."
     )
     last_win_back: str | None = Field(
-        None, description="Action sent once to a lapsed customer; after it, no promotion or marketing until they return."
+        None,
+        description="Action sent once to a lapsed customer; after it, no promotion or marketing until they return.",
     )
 
 
@@ -55,8 +58,9 @@ class PlaybookFile(_Strict):
         types, rules = (info.context or {}).get("types"), (info.context or {}).get("rules", "the rules")
         for type_, names in self.triggers.items():
             if types is not None and type_ not in types:
-                raise custom_error(f"{type_!r} is not a type {rules} defines ({', '.join(sorted(types))})",
-                                   at=f"triggers.{type_}")
+                raise custom_error(
+                    f"{type_!r} is not a type {rules} defines ({', '.join(sorted(types))})", at=f"triggers.{type_}"
+                )
             for name in names:
                 if name not in self.actions:
                     raise custom_error(f"unknown action {name!r} (define it under `actions`)", at=f"triggers.{type_}")

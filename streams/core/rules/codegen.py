@@ -76,8 +76,12 @@ class _Emitter:
         return f"(not {self.condition(cond.not_)})"
 
 
-def build_judge(lifecycle: Sequence[tuple[CompiledRule, Condition]] | None, fallback: CompiledRule | None,
-                traits: Sequence[tuple[CompiledRule, Condition, Condition | None]], ctx: Any) -> Judge:
+def build_judge(
+    lifecycle: Sequence[tuple[CompiledRule, Condition]] | None,
+    fallback: CompiledRule | None,
+    traits: Sequence[tuple[CompiledRule, Condition, Condition | None]],
+    ctx: Any,
+) -> Judge:
     """One function judging these lifecycle rules (None: not judged) and these traits, in order.
 
     `lifecycle`: (rule, its condition) in precedence order, `fallback` when none holds.
@@ -93,13 +97,22 @@ def build_judge(lifecycle: Sequence[tuple[CompiledRule, Condition]] | None, fall
         for rule, when in lifecycle:
             body += [f"{keyword} {emit.condition(when)}:", f"    life = {emit.bind('_L', rule)}"]
             keyword = "elif"
-        body += ["else:", f"    life = {emit.bind('_L', fallback)}"] if lifecycle else [f"life = {emit.bind('_L', fallback)}"]
+        body += (
+            ["else:", f"    life = {emit.bind('_L', fallback)}"]
+            if lifecycle
+            else [f"life = {emit.bind('_L', fallback)}"]
+        )
     body += ["added = []", "dropped = []"]
     for rule, when, clear in traits:
         name, rule_name = emit.bind("_n", rule.type), emit.bind("_T", rule)
         gone = emit.condition(clear) if clear is not None else f"not {emit.condition(when)}"
-        body += [f"if {name} in held:", f"    if {gone}:", f"        dropped.append({rule_name})",
-                 f"elif {emit.condition(when)}:", f"    added.append({rule_name})"]
+        body += [
+            f"if {name} in held:",
+            f"    if {gone}:",
+            f"        dropped.append({rule_name})",
+            f"elif {emit.condition(when)}:",
+            f"    added.append({rule_name})",
+        ]
     body.append("return life, added, dropped")
     locals_ = [f"{local} = _U" for local in emit.slots.values()]
     source = "def judge(st, now, held):\n" + "".join(f"    {line}\n" for line in locals_ + body)

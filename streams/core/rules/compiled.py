@@ -34,9 +34,14 @@ def _threshold(ref: SignalRef) -> Callable[[Values], float | None]:
 
 
 _COMPARE = {
-    "gte": lambda a, b: a >= b, "gt": lambda a, b: a > b, "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b,
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-    "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+    "gte": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b,
 }
 
 
@@ -123,8 +128,11 @@ class Rules:
     def __init__(self, spec: RulesFile, source: str = "rules") -> None:
         self.spec, self.source = spec, source
         s = spec.settings
-        self.ctx = Context(frozenset(c.upper() for c in s.home_countries),
-                           frozenset(lang.lower() for lang in s.home_languages), s.first_rhythm_days)
+        self.ctx = Context(
+            frozenset(c.upper() for c in s.home_countries),
+            frozenset(lang.lower() for lang in s.home_languages),
+            s.first_rhythm_days,
+        )
         self.lifecycle = [self._compile(r, None) for r in spec.lifecycle if r.enabled]
         self.traits = [self._compile(r, r.clear_when) for r in spec.traits if r.enabled]
         self.trait_names = frozenset(r.type for r in self.traits)
@@ -139,10 +147,17 @@ class Rules:
                 by_signal[name].append(entry)
         # Per age: its anchor and, per threshold, (constant limit or None, scale and base reader, nudge).
         self._ages_by_signal = [
-            (CATALOGUE[name].anchor,
-             tuple((None, scale(value), CATALOGUE[value.signal].read, nudge) if isinstance(value, SignalRef)
-                   else (value, None, None, nudge) for value, nudge in checks))
-            for name, checks in by_signal.items()]
+            (
+                CATALOGUE[name].anchor,
+                tuple(
+                    (None, scale(value), CATALOGUE[value.signal].read, nudge)
+                    if isinstance(value, SignalRef)
+                    else (value, None, None, nudge)
+                    for value, nudge in checks
+                ),
+            )
+            for name, checks in by_signal.items()
+        ]
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
         self._windows = [CATALOGUE[name].expiries for name in sorted(windowed)]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
@@ -161,8 +176,16 @@ class Rules:
         reads = signals_of(rule.when) + [s for s in signals_of(clear) if s not in signals_of(rule.when)]
         kinds = [CATALOGUE[name].on for name in reads]
         on = None if any(k is None for k in kinds) else frozenset().union(*kinds)
-        return CompiledRule(rule.type, rule.description, compile_condition(rule.when),
-                            None if clear is None else compile_condition(clear), tuple(reads), on, rule.when, clear)
+        return CompiledRule(
+            rule.type,
+            rule.description,
+            compile_condition(rule.when),
+            None if clear is None else compile_condition(clear),
+            tuple(reads),
+            on,
+            rule.when,
+            clear,
+        )
 
     # --- per event
     def values(self, state: CustomerState, now: float) -> Values:
@@ -207,7 +230,10 @@ class Rules:
             if judge is None:
                 judge = self._judges_by_rules[same] = build_judge(
                     [(r, r.condition) for r in self.lifecycle] if judge_lifecycle else None,
-                    self._prospect, [(r, r.condition, r.clear_condition) for r in traits], self.ctx)
+                    self._prospect,
+                    [(r, r.condition, r.clear_condition) for r in traits],
+                    self.ctx,
+                )
         self._judges[key] = judge
         return judge
 
@@ -215,8 +241,11 @@ class Rules:
         """Traits held that the rules no longer define (or that were disabled): to be dropped."""
         if self.trait_names.issuperset(held):
             return []
-        return [CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ())
-                for name in held if name not in self.trait_names]
+        return [
+            CompiledRule(name, "no longer defined in the rules", lambda v: False, None, ())
+            for name in held
+            if name not in self.trait_names
+        ]
 
     def lifecycle_type(self, v: Values) -> CompiledRule:
         """The first enabled lifecycle rule that holds (the `prospect` rule must hold for everyone else)."""
@@ -225,8 +254,9 @@ class Rules:
                 return rule
         return next(r for r in self.lifecycle if r.type == "prospect")
 
-    def traits_now(self, v: Values, held: dict[str, float], candidates: list[CompiledRule] | None = None
-                   ) -> tuple[list[CompiledRule], list[CompiledRule]]:
+    def traits_now(
+        self, v: Values, held: dict[str, float], candidates: list[CompiledRule] | None = None
+    ) -> tuple[list[CompiledRule], list[CompiledRule]]:
         """Traits to add and traits to drop among `candidates` (all by default), given the ones held."""
         added, dropped = [], []
         for rule in self.traits if candidates is None else candidates:
@@ -242,8 +272,9 @@ class Rules:
     @staticmethod
     def evidence(rule: CompiledRule, v: Values) -> dict:
         """The values of every signal the rule reads, at this instant (what a person needs to see why)."""
-        return {name: round(value, 3) if isinstance(value, float) else value
-                for name in rule.reads for value in (v[name],)}
+        return {
+            name: round(value, 3) if isinstance(value, float) else value for name in rule.reads for value in (v[name],)
+        }
 
     # --- time
     def due_may_move(self, marks: tuple[str, ...]) -> bool:

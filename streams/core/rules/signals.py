@@ -108,51 +108,92 @@ _add("purchases", "number", "paid purchases", lambda s, n, c: s.purchases)
 _add("total_spend", "number", "sum of order amounts", lambda s, n, c: round(s.total_spend, 2))
 _add("average_spend", "number", "mean order amount", lambda s, n, c: round(s.average_spend, 2))
 _add("coupon_share", "number", "share of orders with a coupon or discount", lambda s, n, c: round(s.coupon_share, 3))
-_add("purchase_rhythm_days", "number", "mean days between purchases (the rules' first_rhythm_days until two)",
-     lambda s, n, c: _rhythm(s, c))
-_add("hours_first_view_to_purchase", "number", "hours from the first product or catalogue view to the first purchase",
-     lambda s, n, c: None if s.first_view_at is None or s.first_purchase_at is None or s.first_purchase_at < s.first_view_at
-     else round((s.first_purchase_at - s.first_view_at) / HOUR, 3))
+_add(
+    "purchase_rhythm_days",
+    "number",
+    "mean days between purchases (the rules' first_rhythm_days until two)",
+    lambda s, n, c: _rhythm(s, c),
+)
+_add(
+    "hours_first_view_to_purchase",
+    "number",
+    "hours from the first product or catalogue view to the first purchase",
+    lambda s, n, c: (
+        None
+        if s.first_view_at is None or s.first_purchase_at is None or s.first_purchase_at < s.first_view_at
+        else round((s.first_purchase_at - s.first_view_at) / HOUR, 3)
+    ),
+)
 _add("pre_buy_events", "number", "events before the first purchase", lambda s, n, c: s.pre_buy_events)
 _add("pre_buy_reviews", "number", "reviews read before the first purchase", lambda s, n, c: s.pre_buy_reviews)
-_add("pre_buy_cart_churn", "number", "cart adds and removes before the first purchase", lambda s, n, c: s.pre_buy_cart_churn)
+_add(
+    "pre_buy_cart_churn",
+    "number",
+    "cart adds and removes before the first purchase",
+    lambda s, n, c: s.pre_buy_cart_churn,
+)
 _add("channels_used", "number", "distinct channels the customer used", lambda s, n, c: len(s.channels))
-_add("free_plan", "bool", "signed up for a free plan or trial", lambda s, n, c: bool(
-    s.counts.get("free_signup", 0) or s.counts.get("trial_start", 0)))
+_add(
+    "free_plan",
+    "bool",
+    "signed up for a free plan or trial",
+    lambda s, n, c: bool(s.counts.get("free_signup", 0) or s.counts.get("trial_start", 0)),
+)
 _add("returns", "number", "returns and refunds", lambda s, n, c: s.counts.get("return", 0) + s.counts.get("refund", 0))
 _add("international", "bool", "country or language outside the home market", lambda s, n, c: _international(s, c))
 for _kind in Touchpoint:
-    _add(f"count_{_kind.value}", "number", f"{_kind.value} events",
-         lambda s, n, c, k=_kind.value: s.counts.get(k, 0))
+    _add(f"count_{_kind.value}", "number", f"{_kind.value} events", lambda s, n, c, k=_kind.value: s.counts.get(k, 0))
 
 # --- ages (grow with time alone)
 _age("days_since_last_purchase", "days since the last purchase", lambda s: s.last_purchase_at)
 _age("days_since_first_purchase", "days since the first purchase (tenure)", lambda s: s.first_purchase_at)
 _age("days_since_last_seen", "days since the latest event", lambda s: s.last_seen)
 _age("days_since_complaint", "days since the latest complaint", lambda s: s.last_complaint_at)
-_age("days_since_negative_review", "days since the latest negative review (rating <= 2)", lambda s: s.last_negative_review_at)
-_age("days_since_positive_review", "days since the latest positive review (rating >= 4)", lambda s: s.last_positive_review_at)
+_age(
+    "days_since_negative_review",
+    "days since the latest negative review (rating <= 2)",
+    lambda s: s.last_negative_review_at,
+)
+_age(
+    "days_since_positive_review",
+    "days since the latest positive review (rating >= 4)",
+    lambda s: s.last_positive_review_at,
+)
 _age("days_since_change_request", "days since the latest change request", lambda s: s.last_change_request_at)
 
 # --- support contacts
-_add("support_contacts", "number", "support tickets, complaints and pre-sales chats", lambda s, n, c: s.support_contacts)
+_add(
+    "support_contacts", "number", "support tickets, complaints and pre-sales chats", lambda s, n, c: s.support_contacts
+)
 _add("howto_contacts", "number", "support contacts about how to use the product", lambda s, n, c: s.howto_contacts)
-_add("mean_support_sentiment", "number", "mean sentiment of contacts, surveys and reviews (-1..1)",
-     lambda s, n, c: None if s.mean_support_sentiment is None else round(s.mean_support_sentiment, 3))
+_add(
+    "mean_support_sentiment",
+    "number",
+    "mean sentiment of contacts, surveys and reviews (-1..1)",
+    lambda s, n, c: None if s.mean_support_sentiment is None else round(s.mean_support_sentiment, 3),
+)
 _window("support_contacts_7d", "support contacts", 7, lambda e: True)
 _window("support_contacts_30d", "support contacts", 30, lambda e: True)
 _window("negative_contacts_14d", "support contacts with negative sentiment", 14, lambda e: e[1] <= NEGATIVE_SENTIMENT)
 _window("long_waits_14d", "support contacts that waited 30 minutes or more", 14, lambda e: e[2] >= LONG_WAIT_S)
-_add("follow_ups_7d", "number", "contacts in the last 7 days within 24 h of the previous one",
-     lambda s, n, c: _follow_ups(s, n),
-     expiries=lambda s: [e[0] + 7 * DAY for e in s.support_log])
+_add(
+    "follow_ups_7d",
+    "number",
+    "contacts in the last 7 days within 24 h of the previous one",
+    lambda s, n, c: _follow_ups(s, n),
+    expiries=lambda s: [e[0] + 7 * DAY for e in s.support_log],
+)
 
 # --- scores and reviews
 for _score in ("csat", "nps", "ces", "rating"):
     _add(f"latest_{_score}", "number", f"the latest {_score.upper()} given", lambda s, n, c, k=_score: s.scores.get(k))
 _add("surveys", "number", "survey answers", lambda s, n, c: s.surveys)
-_add("neutral_survey_share", "number", "share of survey answers that were neutral",
-     lambda s, n, c: round(s.neutral_surveys / s.surveys, 3) if s.surveys else None)
+_add(
+    "neutral_survey_share",
+    "number",
+    "share of survey answers that were neutral",
+    lambda s, n, c: round(s.neutral_surveys / s.surveys, 3) if s.surveys else None,
+)
 _add("negative_reviews", "number", "reviews rated 2 stars or less", lambda s, n, c: s.negative_reviews)
 
 
@@ -162,25 +203,46 @@ _SUPPORT = {"support_ticket", "complaint", "presales_chat"}
 _SCORED = {"survey_response", "review_written"}
 _PURCHASE = {"purchase"}
 _ON: dict[str, set[str]] = {
-    "pre_buy_events": {"@pre_buy"}, "channels_used": {"@channel"}, "international": {"@locale"},
-    "purchases": _PURCHASE, "total_spend": _PURCHASE, "average_spend": _PURCHASE, "coupon_share": _PURCHASE,
-    "purchase_rhythm_days": _PURCHASE, "days_since_last_purchase": _PURCHASE, "days_since_first_purchase": _PURCHASE,
+    "pre_buy_events": {"@pre_buy"},
+    "channels_used": {"@channel"},
+    "international": {"@locale"},
+    "purchases": _PURCHASE,
+    "total_spend": _PURCHASE,
+    "average_spend": _PURCHASE,
+    "coupon_share": _PURCHASE,
+    "purchase_rhythm_days": _PURCHASE,
+    "days_since_last_purchase": _PURCHASE,
+    "days_since_first_purchase": _PURCHASE,
     "hours_first_view_to_purchase": _PURCHASE | {"product_view", "catalog_view"},
-    "pre_buy_reviews": {"review_read"}, "pre_buy_cart_churn": {"add_to_cart", "remove_from_cart"},
-    "free_plan": {"free_signup", "trial_start"}, "returns": {"return", "refund"},
-    "days_since_complaint": {"complaint"}, "days_since_change_request": {"change_request"},
-    "days_since_negative_review": {"review_written"}, "days_since_positive_review": {"review_written"},
+    "pre_buy_reviews": {"review_read"},
+    "pre_buy_cart_churn": {"add_to_cart", "remove_from_cart"},
+    "free_plan": {"free_signup", "trial_start"},
+    "returns": {"return", "refund"},
+    "days_since_complaint": {"complaint"},
+    "days_since_change_request": {"change_request"},
+    "days_since_negative_review": {"review_written"},
+    "days_since_positive_review": {"review_written"},
     "negative_reviews": {"review_written"},
-    "support_contacts": _SUPPORT, "howto_contacts": _SUPPORT, "support_contacts_7d": _SUPPORT,
-    "support_contacts_30d": _SUPPORT, "negative_contacts_14d": _SUPPORT, "long_waits_14d": _SUPPORT,
-    "follow_ups_7d": _SUPPORT, "mean_support_sentiment": _SUPPORT | _SCORED | {"change_request"},
-    "latest_csat": _SCORED, "latest_nps": _SCORED, "latest_ces": _SCORED, "latest_rating": _SCORED,
-    "surveys": {"survey_response"}, "neutral_survey_share": {"survey_response"},
+    "support_contacts": _SUPPORT,
+    "howto_contacts": _SUPPORT,
+    "support_contacts_7d": _SUPPORT,
+    "support_contacts_30d": _SUPPORT,
+    "negative_contacts_14d": _SUPPORT,
+    "long_waits_14d": _SUPPORT,
+    "follow_ups_7d": _SUPPORT,
+    "mean_support_sentiment": _SUPPORT | _SCORED | {"change_request"},
+    "latest_csat": _SCORED,
+    "latest_nps": _SCORED,
+    "latest_ces": _SCORED,
+    "latest_rating": _SCORED,
+    "surveys": {"survey_response"},
+    "neutral_survey_share": {"survey_response"},
 }
 _ON.update({f"count_{kind.value}": {kind.value} for kind in Touchpoint})
 for _name, _kinds in _ON.items():
     _signal = CATALOGUE[_name]
     if _signal.anchor is not None or _signal.expiries is not None:
         _kinds = _kinds | {TIME}
-    CATALOGUE[_name] = Signal(_signal.name, _signal.kind, _signal.doc, _signal.read, _signal.anchor,
-                              _signal.expiries, frozenset(_kinds))
+    CATALOGUE[_name] = Signal(
+        _signal.name, _signal.kind, _signal.doc, _signal.read, _signal.anchor, _signal.expiries, frozenset(_kinds)
+    )

@@ -52,8 +52,10 @@ class SignalRef(_Strict):
         if signal.kind != "number":
             raise ValueError(f"signal {self.signal!r} is not a number and cannot be a threshold")
         if signal.anchor is not None and (self.times != 1 or self.floor is not None or self.ceil is not None):
-            raise ValueError(f"age {self.signal!r} as a threshold takes only `plus` (two ages grow together; "
-                             "scaled, they would cross at times no rule states)")
+            raise ValueError(
+                f"age {self.signal!r} as a threshold takes only `plus` (two ages grow together; "
+                "scaled, they would cross at times no rule states)"
+            )
         return self
 
 
@@ -165,7 +167,9 @@ class TraitRule(_Strict):
     description: str = ""
     enabled: bool = True
     when: Condition
-    clear_when: Condition | None = Field(None, description="When the trait is dropped; default: when `when` no longer holds.")
+    clear_when: Condition | None = Field(
+        None, description="When the trait is dropped; default: when `when` no longer holds."
+    )
 
     @field_validator("type")
     @classmethod

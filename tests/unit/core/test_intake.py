@@ -20,8 +20,12 @@ TOPIC = "journey.touchpoints"
 EXPECTED_WORDS = ["JSON", "channel", "touchpoint", "contradicts", "occurred_at", "timezone", "exceeds", "key"]
 
 GOOD = {
-    "event_id": "ok-1", "customer_id": "cust-ok", "occurred_at": "2026-03-01T10:00:00Z",
-    "stage": "purchase", "touchpoint": "purchase", "channel": "store",
+    "event_id": "ok-1",
+    "customer_id": "cust-ok",
+    "occurred_at": "2026-03-01T10:00:00Z",
+    "stage": "purchase",
+    "touchpoint": "purchase",
+    "channel": "store",
     "payload": {"kind": "order", "amount": 12.5, "currency": "EUR", "coupon": "SAVE10"},
 }
 

@@ -52,18 +52,34 @@ AT_RISK_QUIET = "{signal: days_since_last_purchase, gte: {signal: purchase_rhyth
 at, ts = Timeline(T0).at, Timeline(T0).ts
 
 
-def event(eid: str, day: float, touchpoint: Touchpoint | str = Touchpoint.PAGE_VIEW, customer: str = CUSTOMER,
-          payload=None, channel: str = "web", **extra) -> TouchpointEvent:
+def event(
+    eid: str,
+    day: float,
+    touchpoint: Touchpoint | str = Touchpoint.PAGE_VIEW,
+    customer: str = CUSTOMER,
+    payload=None,
+    channel: str = "web",
+    **extra,
+) -> TouchpointEvent:
     tp = Touchpoint(touchpoint)
     extra.setdefault("country", "PT")
     extra.setdefault("language", "pt-PT")
-    return TouchpointEvent(event_id=eid, customer_id=customer, occurred_at=at(day), stage=STAGE_OF[tp],
-                           touchpoint=tp, channel=channel, payload=payload, **extra)
+    return TouchpointEvent(
+        event_id=eid,
+        customer_id=customer,
+        occurred_at=at(day),
+        stage=STAGE_OF[tp],
+        touchpoint=tp,
+        channel=channel,
+        payload=payload,
+        **extra,
+    )
 
 
 def purchase(eid: str, day: float, amount: float = 100.0, customer: str = CUSTOMER, **order) -> TouchpointEvent:
-    return event(eid, day, Touchpoint.PURCHASE, customer=customer,
-                 payload=OrderPayload(amount=amount, currency="EUR", **order))
+    return event(
+        eid, day, Touchpoint.PURCHASE, customer=customer, payload=OrderPayload(amount=amount, currency="EUR", **order)
+    )
 
 
 def run(events, model: Model = MODEL, state: CustomerState | None = None):
@@ -129,14 +145,25 @@ def test_the_thresholds_used_here_are_those_of_the_shipped_rules():
     assert spec["settings"]["first_rhythm_days"] == FIRST_RHYTHM
     rules = {r["type"]: r["when"] for r in spec["lifecycle"]}
     assert rules["loyal"] == {"signal": "purchases", "gte": LOYAL_MIN}
-    quiet = {"signal": "days_since_last_purchase",
-             "gte": {"signal": "purchase_rhythm_days", "times": AT_RISK_TIMES, "floor": AT_RISK_FLOOR}}
+    quiet = {
+        "signal": "days_since_last_purchase",
+        "gte": {"signal": "purchase_rhythm_days", "times": AT_RISK_TIMES, "floor": AT_RISK_FLOOR},
+    }
     assert quiet in rules["at_risk"]["any"][0]["all"]
-    lapsed = {"signal": "days_since_last_purchase",
-              "gte": {"signal": "purchase_rhythm_days", "times": LAPSED_TIMES, "floor": LAPSED_FLOOR}}
+    lapsed = {
+        "signal": "days_since_last_purchase",
+        "gte": {"signal": "purchase_rhythm_days", "times": LAPSED_TIMES, "floor": LAPSED_FLOOR},
+    }
     assert lapsed in rules["lapsed"]["all"]
     assert [r["type"] for r in spec["lifecycle"]] == [
-        "lapsed", "at_risk", "advocate", "loyal", "new", "free_user", "prospect"]
+        "lapsed",
+        "at_risk",
+        "advocate",
+        "loyal",
+        "new",
+        "free_user",
+        "prospect",
+    ]
 
 
 # --------------------------------------------------------------------------- transitions
@@ -179,8 +206,11 @@ def test_purchase_as_very_first_event_makes_new_directly():
 
 def test_free_signup_makes_a_free_user_and_a_purchase_makes_them_new():
     _, outs = run([event("e1", 0), event("e2", 1, Touchpoint.FREE_SIGNUP), purchase("e3", 5)])
-    assert [moves(o.changes) for o in outs] == [[(None, "prospect")], [("prospect", "free_user")],
-                                                [("free_user", "new")]]
+    assert [moves(o.changes) for o in outs] == [
+        [(None, "prospect")],
+        [("prospect", "free_user")],
+        [("free_user", "new")],
+    ]
     assert lifecycle_changes(outs)[1].reason.evidence == {"free_plan": True}
 
 
@@ -198,8 +228,11 @@ def test_the_loyal_threshold_purchase_and_only_it_makes_loyal():
 
 
 def test_a_custom_loyal_threshold_is_honoured(tmp_path):
-    model = load_model(rules_copy(tmp_path, "loyal5.yaml", ("when: {signal: purchases, gte: 3}\n",
-                                                            "when: {signal: purchases, gte: 5}\n")))
+    model = load_model(
+        rules_copy(
+            tmp_path, "loyal5.yaml", ("when: {signal: purchases, gte: 3}\n", "when: {signal: purchases, gte: 5}\n")
+        )
+    )
     _, outs = buyer([0, 5, 10, 15, 20], model)
     assert [moves(o.changes) for o in outs] == [[(None, "new")], [], [], [], [("new", "loyal")]]
     assert lifecycle_changes(outs)[-1].reason.evidence == {"purchases": 5}
@@ -207,18 +240,33 @@ def test_a_custom_loyal_threshold_is_honoured(tmp_path):
 
 def test_advocate_over_loyal():
     """A loyal customer with a promoter NPS is an advocate: the advocate rule comes before loyal."""
-    state, outs = run([purchase("p0", 0), purchase("p1", 10), purchase("p2", 20),
-                       event("s", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=10))])
+    state, outs = run(
+        [
+            purchase("p0", 0),
+            purchase("p1", 10),
+            purchase("p2", 20),
+            event("s", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=10)),
+        ]
+    )
     [change] = lifecycle_changes(outs[3:])
     assert (change.from_, change.to, change.reason.rule) == ("loyal", "advocate", "lifecycle.advocate")
     assert change.reason.evidence == {
-        "purchases": 3, "latest_nps": 10, "count_referral_made": 0, "latest_rating": None,
-        "negative_reviews": 0, "negative_contacts_14d": 0,
+        "purchases": 3,
+        "latest_nps": 10,
+        "count_referral_made": 0,
+        "latest_rating": None,
+        "negative_reviews": 0,
+        "negative_contacts_14d": 0,
     }
     assert state.lifecycle == "advocate"
     # ...and a customer with the same score but fewer purchases is not
-    _, outs = run([purchase("q0", 0), purchase("q1", 10),
-                   event("t", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=10))])
+    _, outs = run(
+        [
+            purchase("q0", 0),
+            purchase("q1", 10),
+            event("t", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=10)),
+        ]
+    )
     assert moves(outs[-1].changes) == []
 
 
@@ -231,8 +279,12 @@ def test_new_goes_at_risk_through_advance_with_no_event():
     [change] = out.changes
     assert (change.from_, change.to) == ("new", "at_risk")
     assert change.reason.rule == "lifecycle.at_risk"
-    assert change.reason.evidence == {"purchases": 1, "days_since_last_purchase": quiet,
-                                      "purchase_rhythm_days": FIRST_RHYTHM, "latest_nps": None}
+    assert change.reason.evidence == {
+        "purchases": 1,
+        "days_since_last_purchase": quiet,
+        "purchase_rhythm_days": FIRST_RHYTHM,
+        "latest_nps": None,
+    }
     assert change.caused_by == f"inactivity@{iso_z(ts(quiet))}"
     assert change.at == at(quiet)
     assert out.state.lifecycle == "at_risk"
@@ -280,7 +332,9 @@ def test_at_risk_then_lapsed_later():
     assert lapsed.reason.evidence == {"purchases": 3, "days_since_last_purchase": 240.0, "purchase_rhythm_days": 40.0}
     assert lapsed.caused_by == f"inactivity@{iso_z(ts(days[-1] + 240))}"
     assert [a.action for a in out.actions if a.triggered_by in (at_risk.change_id, lapsed.change_id)] == [
-        "win_back_offer", "last_win_back"]
+        "win_back_offer",
+        "last_win_back",
+    ]
     # a single buyer lapses at the floor
     single, _ = buyer([0], prefix="s")
     out = advance(single, ts(LAPSED_FLOOR), MODEL)
@@ -307,7 +361,8 @@ def test_at_risk_single_buyer_comes_back_as_new_on_a_purchase():
     assert state.lifecycle == "at_risk"
     out = apply_event(state, purchase("back", quiet_days([0]) + 5), MODEL)
     assert [(c.from_, c.to, c.reason.rule) for c in out.changes if c.dimension == "lifecycle"] == [
-        ("at_risk", "new", "lifecycle.new")]
+        ("at_risk", "new", "lifecycle.new")
+    ]
 
 
 def test_lapsed_customers_come_back_on_a_purchase():
@@ -324,16 +379,30 @@ def test_lapsed_customers_come_back_on_a_purchase():
 
 def test_a_regular_who_turns_detractor_is_at_risk():
     """The second at-risk branch: 3+ purchases and an NPS of 6 or less."""
-    _, outs = run([purchase("p0", 0), purchase("p1", 10), purchase("p2", 20),
-                   event("s", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=6))])
+    _, outs = run(
+        [
+            purchase("p0", 0),
+            purchase("p1", 10),
+            purchase("p2", 20),
+            event("s", 21, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=6)),
+        ]
+    )
     [change] = lifecycle_changes(outs[3:])
     assert (change.from_, change.to) == ("loyal", "at_risk")
     assert change.reason.evidence["latest_nps"] == 6
     assert change.caused_by == "s"
 
 
-@pytest.mark.parametrize("kind", [Touchpoint.PAGE_VIEW, Touchpoint.EMAIL_OPEN, Touchpoint.ADD_TO_CART,
-                                  Touchpoint.RETURN, Touchpoint.SUBSCRIPTION_CANCELLED])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        Touchpoint.PAGE_VIEW,
+        Touchpoint.EMAIL_OPEN,
+        Touchpoint.ADD_TO_CART,
+        Touchpoint.RETURN,
+        Touchpoint.SUBSCRIPTION_CANCELLED,
+    ],
+)
 def test_non_purchase_event_does_not_change_the_lifecycle_type(kind):
     payload = OrderPayload(amount=10, currency="EUR") if kind is Touchpoint.RETURN else None
     prospect, _ = run([event("e0", 0)])
@@ -475,8 +544,12 @@ def test_next_due_is_none_for_a_browser_and_the_lapse_for_an_at_risk_customer():
 
 def test_custom_thresholds_change_the_timing(tmp_path):
     """Thresholds are inputs: a different floor / multiple / first rhythm moves the due time."""
-    path = rules_copy(tmp_path, "fast.yaml", ("first_rhythm_days: 30", "first_rhythm_days: 5"),
-                      (AT_RISK_QUIET, AT_RISK_QUIET.replace("times: 3, floor: 30", "times: 2, floor: 7")))
+    path = rules_copy(
+        tmp_path,
+        "fast.yaml",
+        ("first_rhythm_days: 30", "first_rhythm_days: 5"),
+        (AT_RISK_QUIET, AT_RISK_QUIET.replace("times: 3, floor: 30", "times: 2, floor: 7")),
+    )
     fast = load_model(path)
     state, _ = buyer([0], fast)
     due = ts(10)  # max(7, 2 x 5)
@@ -549,15 +622,17 @@ def _rich_state() -> CustomerState:
     def buy(eid, day, **order):
         return event(eid, day, Touchpoint.PURCHASE, payload=OrderPayload(amount=80, currency="EUR", **order), **abroad)
 
-    state, _ = run([
-        event("a", 0, Touchpoint.PRODUCT_VIEW, segment="e-commerce", **abroad),
-        buy("b", 1, coupon="SAVE10"),
-        event("c", 2, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=3, nps=7), **abroad),
-        event("d", 3, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(sentiment=-0.5, topic="how to"), **abroad),
-        event("d2", 3.5, Touchpoint.COMPLAINT, channel="phone", **abroad),
-        buy("e", 10),
-        buy("f", 20),
-    ])
+    state, _ = run(
+        [
+            event("a", 0, Touchpoint.PRODUCT_VIEW, segment="e-commerce", **abroad),
+            buy("b", 1, coupon="SAVE10"),
+            event("c", 2, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=3, nps=7), **abroad),
+            event("d", 3, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(sentiment=-0.5, topic="how to"), **abroad),
+            event("d2", 3.5, Touchpoint.COMPLAINT, channel="phone", **abroad),
+            buy("e", 10),
+            buy("f", 20),
+        ]
+    )
     assert state.traits and state.support_log and state.actions_sent and state.marketing_log
     assert state.suppressed_log and state.scores and state.channels == ["web", "phone"]
     return state
@@ -566,8 +641,11 @@ def _rich_state() -> CustomerState:
 def test_apply_event_does_not_mutate_its_input():
     state = _rich_state()
     before = state.as_dict()
-    out = apply_event(state, event("g", 200, Touchpoint.SURVEY_RESPONSE, country="BR",
-                                   payload=ScorePayload(csat=1, rating=2, sentiment=-1)), MODEL)
+    out = apply_event(
+        state,
+        event("g", 200, Touchpoint.SURVEY_RESPONSE, country="BR", payload=ScorePayload(csat=1, rating=2, sentiment=-1)),
+        MODEL,
+    )
     assert out.changes, "the event should cause the overdue at-risk change"
     assert out.state is not state
     assert state.as_dict() == before
@@ -600,8 +678,15 @@ def test_in_place_changes_the_given_state_and_gives_the_same_outputs():
 
 
 def _journey_events():
-    return [event("v1", 0), purchase("b1", 1), purchase("b2", 11), purchase("b3", 21),
-            event("v2", 80), purchase("b4", 85), event("v3", 300)]
+    return [
+        event("v1", 0),
+        purchase("b1", 1),
+        purchase("b2", 11),
+        purchase("b3", 21),
+        event("v2", 80),
+        purchase("b4", 85),
+        event("v3", 300),
+    ]
 
 
 def test_ids_are_the_same_across_independent_runs():
@@ -661,14 +746,16 @@ def test_ids_module_is_deterministic_and_sensitive_to_every_input():
 
 
 def test_purchases_spend_coupons_and_rhythm_are_folded():
-    state, _ = run([
-        event("v", -1),
-        purchase("p0", 0, amount=100.0),
-        purchase("p1", 6, amount=50.5, coupon="SAVE10", discount=5),
-        purchase("p2", 12, amount=20.0, discount=3.5),
-        purchase("p3", 30, amount=29.5),
-        event("r", 31, Touchpoint.RETURN, payload=OrderPayload(amount=29.5, currency="EUR")),
-    ])
+    state, _ = run(
+        [
+            event("v", -1),
+            purchase("p0", 0, amount=100.0),
+            purchase("p1", 6, amount=50.5, coupon="SAVE10", discount=5),
+            purchase("p2", 12, amount=20.0, discount=3.5),
+            purchase("p3", 30, amount=29.5),
+            event("r", 31, Touchpoint.RETURN, payload=OrderPayload(amount=29.5, currency="EUR")),
+        ]
+    )
     assert state.purchases == 4, "a return is not a purchase"
     assert state.total_spend == pytest.approx(200.0)
     assert state.average_spend == pytest.approx(50.0)
@@ -684,19 +771,21 @@ def test_purchases_spend_coupons_and_rhythm_are_folded():
 def test_pre_purchase_counts_and_first_view():
     """pre_buy_*: events (not the purchase), reviews read and cart adds/removes before the first purchase;
     first_view_at: the first product or catalogue view."""
-    state, _ = run([
-        event("a", 0, Touchpoint.PAGE_VIEW),
-        event("b", 1, Touchpoint.REVIEW_READ),
-        event("c", 2, Touchpoint.CATALOG_VIEW),
-        event("d", 2.5, Touchpoint.PRODUCT_VIEW),
-        event("e", 3, Touchpoint.ADD_TO_CART),
-        event("f", 3.1, Touchpoint.REMOVE_FROM_CART),
-        event("g", 3.2, Touchpoint.REVIEW_READ),
-        purchase("h", 4),
-        event("i", 5, Touchpoint.REVIEW_READ),
-        event("j", 5.5, Touchpoint.ADD_TO_CART),
-        event("k", 6, Touchpoint.PRODUCT_VIEW),
-    ])
+    state, _ = run(
+        [
+            event("a", 0, Touchpoint.PAGE_VIEW),
+            event("b", 1, Touchpoint.REVIEW_READ),
+            event("c", 2, Touchpoint.CATALOG_VIEW),
+            event("d", 2.5, Touchpoint.PRODUCT_VIEW),
+            event("e", 3, Touchpoint.ADD_TO_CART),
+            event("f", 3.1, Touchpoint.REMOVE_FROM_CART),
+            event("g", 3.2, Touchpoint.REVIEW_READ),
+            purchase("h", 4),
+            event("i", 5, Touchpoint.REVIEW_READ),
+            event("j", 5.5, Touchpoint.ADD_TO_CART),
+            event("k", 6, Touchpoint.PRODUCT_VIEW),
+        ]
+    )
     assert state.pre_buy_events == 7
     assert state.pre_buy_reviews == 2
     assert state.pre_buy_cart_churn == 2
@@ -707,13 +796,15 @@ def test_pre_purchase_counts_and_first_view():
 def test_support_log_sentiment_waits_and_howto():
     """Support kinds are logged [time, sentiment or 0, wait or 0] in time order; at most 8 kept;
     topics containing "how" count as how-to contacts."""
-    state, _ = run([
-        event("s1", 0, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(topic="billing", sentiment=-0.5)),
-        event("s2", 1, Touchpoint.COMPLAINT, payload=SupportPayload(sentiment=-1.0, wait_seconds=600)),
-        event("s3", 2, Touchpoint.PRESALES_CHAT, payload=SupportPayload(sentiment=0.5, topic="How do I pay?")),
-        event("s4", 3, Touchpoint.SUPPORT_TICKET),
-        event("x", 3.5, Touchpoint.PAGE_VIEW),
-    ])
+    state, _ = run(
+        [
+            event("s1", 0, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(topic="billing", sentiment=-0.5)),
+            event("s2", 1, Touchpoint.COMPLAINT, payload=SupportPayload(sentiment=-1.0, wait_seconds=600)),
+            event("s3", 2, Touchpoint.PRESALES_CHAT, payload=SupportPayload(sentiment=0.5, topic="How do I pay?")),
+            event("s4", 3, Touchpoint.SUPPORT_TICKET),
+            event("x", 3.5, Touchpoint.PAGE_VIEW),
+        ]
+    )
     assert state.support_contacts == 4
     assert state.support_sentiment_n == 3
     assert state.mean_support_sentiment == pytest.approx(-1 / 3)
@@ -722,8 +813,9 @@ def test_support_log_sentiment_waits_and_howto():
     assert state.last_complaint_at == ts(1)
     # an older contact arriving late goes in its place; only the latest 8 are kept
     more = [event(f"t{i}", 10 + i, Touchpoint.SUPPORT_TICKET) for i in range(5)]
-    state, _ = run([*more, event("old", 0.5, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(wait_seconds=9))],
-                   state=state)
+    state, _ = run(
+        [*more, event("old", 0.5, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(wait_seconds=9))], state=state
+    )
     times = [entry[0] for entry in state.support_log]
     assert times == sorted(times) and len(times) == 8
     assert times == [ts(d) for d in (1, 2, 3, 10, 11, 12, 13, 14)]
@@ -731,13 +823,15 @@ def test_support_log_sentiment_waits_and_howto():
 
 
 def test_surveys_neutral_answers_and_latest_scores():
-    state, _ = run([
-        event("q1", 0, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=3, nps=7)),  # neutral
-        event("q2", 1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=3)),  # a review, not a survey
-        event("q3", 2, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=4, ces=6)),  # not neutral
-        event("q4", 3, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=8, ces=4)),  # neutral
-        event("q5", 4, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(sentiment=0.2)),  # no score: not counted
-    ])
+    state, _ = run(
+        [
+            event("q1", 0, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=3, nps=7)),  # neutral
+            event("q2", 1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=3)),  # a review, not a survey
+            event("q3", 2, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(csat=4, ces=6)),  # not neutral
+            event("q4", 3, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(nps=8, ces=4)),  # neutral
+            event("q5", 4, Touchpoint.SURVEY_RESPONSE, payload=ScorePayload(sentiment=0.2)),  # no score: not counted
+        ]
+    )
     assert state.scores == {"csat": 4, "nps": 8, "rating": 3, "ces": 4}
     assert state.surveys == 3
     assert state.neutral_surveys == 2
@@ -745,14 +839,16 @@ def test_surveys_neutral_answers_and_latest_scores():
 
 
 def test_reviews_negative_and_positive():
-    state, _ = run([
-        event("r1", 0, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=1)),
-        event("r2", 1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=2)),
-        event("r3", 2, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=3)),
-        event("r4", 3, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=4)),
-        event("r5", 4, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=5)),
-        event("r0", -1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=5)),  # older, arriving late
-    ])
+    state, _ = run(
+        [
+            event("r1", 0, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=1)),
+            event("r2", 1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=2)),
+            event("r3", 2, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=3)),
+            event("r4", 3, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=4)),
+            event("r5", 4, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=5)),
+            event("r0", -1, Touchpoint.REVIEW_WRITTEN, payload=ScorePayload(rating=5)),  # older, arriving late
+        ]
+    )
     assert state.negative_reviews == 2
     assert state.last_negative_review_at == ts(1)
     assert state.last_positive_review_at == ts(4)
@@ -761,15 +857,27 @@ def test_reviews_negative_and_positive():
 
 def test_channels_locale_segment_and_change_requests():
     channels = ["web", "app", "web", "email", "store", "phone", "social", "sms", "chat", "kiosk", "app"]
-    state, _ = run([event(f"c{i}", i, channel=ch) for i, ch in enumerate(channels)]
-                   + [event("cr", 20, Touchpoint.CHANGE_REQUEST, segment="e-commerce", country="BR",
-                            language="pt-BR")])
+    state, _ = run(
+        [event(f"c{i}", i, channel=ch) for i, ch in enumerate(channels)]
+        + [event("cr", 20, Touchpoint.CHANGE_REQUEST, segment="e-commerce", country="BR", language="pt-BR")]
+    )
     assert state.channels == ["web", "app", "email", "store", "phone", "social", "sms", "chat"]  # distinct, at most 8
     assert (state.country, state.language, state.segment) == ("BR", "pt-BR", "e-commerce")
     assert state.last_change_request_at == ts(20)
     # an event without locale keeps the earlier values
-    state, _ = run([TouchpointEvent(event_id="bare", customer_id=CUSTOMER, occurred_at=at(21), stage="pre_purchase",
-                                    touchpoint="page_view", channel="web")], state=state)
+    state, _ = run(
+        [
+            TouchpointEvent(
+                event_id="bare",
+                customer_id=CUSTOMER,
+                occurred_at=at(21),
+                stage="pre_purchase",
+                touchpoint="page_view",
+                channel="web",
+            )
+        ],
+        state=state,
+    )
     assert (state.country, state.language) == ("BR", "pt-BR")
 
 
@@ -782,13 +890,21 @@ def _sample_events(day: float) -> list[TouchpointEvent]:
     out = []
     for tp in Touchpoint:
         payload = None
-        if tp is Touchpoint.PURCHASE or tp in (Touchpoint.RETURN, Touchpoint.REFUND,
-                                                Touchpoint.SUBSCRIPTION_RENEWED, Touchpoint.SUBSCRIPTION_UPGRADED):
+        if tp is Touchpoint.PURCHASE or tp in (
+            Touchpoint.RETURN,
+            Touchpoint.REFUND,
+            Touchpoint.SUBSCRIPTION_RENEWED,
+            Touchpoint.SUBSCRIPTION_UPGRADED,
+        ):
             payload = OrderPayload(amount=30, currency="EUR", coupon="X")
         elif tp in (Touchpoint.SURVEY_RESPONSE, Touchpoint.REVIEW_WRITTEN):
             payload = ScorePayload(csat=2, nps=3, ces=5, rating=1, sentiment=-0.8)
-        elif tp in (Touchpoint.SUPPORT_TICKET, Touchpoint.COMPLAINT, Touchpoint.PRESALES_CHAT,
-                    Touchpoint.CHANGE_REQUEST):
+        elif tp in (
+            Touchpoint.SUPPORT_TICKET,
+            Touchpoint.COMPLAINT,
+            Touchpoint.PRESALES_CHAT,
+            Touchpoint.CHANGE_REQUEST,
+        ):
             payload = SupportPayload(topic="how to", sentiment=-0.9, wait_seconds=4000)
         out.append(event(f"k-{tp.value}", day, tp, payload=payload, country=None, language=None))
     return out
@@ -798,15 +914,23 @@ def _sample_events(day: float) -> list[TouchpointEvent]:
 def test_every_signal_an_event_changes_is_judged_again(sample):
     """The core re-judges only the rules whose signals an event can change (`Signal.on`); so any
     signal the fold of an event does change must list that event's kind (or one of its marks)."""
-    base, _ = run([event("v", 0, Touchpoint.PRODUCT_VIEW), purchase("p", 1),
-                   event("t", 2, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(sentiment=0.5))])
+    base, _ = run(
+        [
+            event("v", 0, Touchpoint.PRODUCT_VIEW),
+            purchase("p", 1),
+            event("t", 2, Touchpoint.SUPPORT_TICKET, payload=SupportPayload(sentiment=0.5)),
+        ]
+    )
     now = ts(5)
     before = _signal_values(base, now)
     after_state = base.clone()
     marks = set(_fold(after_state, sample, sample.occurred_ts))
     after = _signal_values(after_state, now)
-    missed = [name for name in CATALOGUE if before[name] != after[name]
-              and CATALOGUE[name].on is not None and not (CATALOGUE[name].on & marks)]
+    missed = [
+        name
+        for name in CATALOGUE
+        if before[name] != after[name] and CATALOGUE[name].on is not None and not (CATALOGUE[name].on & marks)
+    ]
     assert missed == [], f"{sample.touchpoint.value} changes {missed} without re-judging the rules that read them"
 
 
@@ -840,5 +964,12 @@ def test_state_fields_all_round_trip_after_a_journey():
     state = _rich_state()
     assert CustomerState.from_json(state.to_json()) == state
     names = {f.name for f in dataclasses.fields(CustomerState)}
-    assert {"pre_buy_events", "support_log", "neutral_surveys", "negative_reviews", "channels",
-            "first_view_at", "suppressed_log"} <= names
+    assert {
+        "pre_buy_events",
+        "support_log",
+        "neutral_surveys",
+        "negative_reviews",
+        "channels",
+        "first_view_at",
+        "suppressed_log",
+    } <= names

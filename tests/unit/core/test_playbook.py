@@ -157,7 +157,11 @@ def test_the_weekly_cap_suppresses_the_next_message_and_allows_it_after_seven_da
     state, outs = play(toggling("cap", [0, 1, 6.9, 7]).steps, model)
     entries = [o for o in outs if any(c.to == "international" for c in o.changes)]
     assert [[a.action for a in o.actions] for o in entries] == [
-        ["hola", "promo", "route"], ["hola", "route"], ["route"], ["hola", "promo", "route"]]
+        ["hola", "promo", "route"],
+        ["hola", "route"],
+        ["route"],
+        ["hola", "promo", "route"],
+    ]
     assert [[s.action for s in o.suppressed] for o in entries] == [[], ["promo"], ["hola", "promo"], []]
     reason = "frequency cap: 3 marketing messages in the last 7 days (cap 3)"
     assert {s.reason for o in entries for s in o.suppressed} == {reason}
@@ -171,15 +175,23 @@ def test_the_weekly_cap_of_the_shipped_playbook():
     - the strong call to action on day 3 is the fourth marketing message in 7 days; the
     retargeting on day 8.2 (uncertain: 3 cart changes among 7+ pre-purchase events) is sent: the
     day-0 message has left the window."""
-    j = (Journey("cap").view(0)
-         .view(1, n=3, touchpoint="coupon_applied", every=0.1)
-         .view(2, n=5, touchpoint="review_read", every=0.1)
-         .view(3)
-         .ev(8, "add_to_cart").ev(8.1, "remove_from_cart").ev(8.2, "add_to_cart"))
+    j = (
+        Journey("cap")
+        .view(0)
+        .view(1, n=3, touchpoint="coupon_applied", every=0.1)
+        .view(2, n=5, touchpoint="review_read", every=0.1)
+        .view(3)
+        .ev(8, "add_to_cart")
+        .ev(8.1, "remove_from_cart")
+        .ev(8.2, "add_to_cart")
+    )
     state, outs = play(j.steps)
     assert [(a.action, a.at) for a in sent(outs)] == [
-        ("lead_nurture_sequence", at(0)), ("lifecycle_coupon", at(1.2)), ("expert_content", at(2.2)),
-        ("retargeting_audience", at(8.2))]
+        ("lead_nurture_sequence", at(0)),
+        ("lifecycle_coupon", at(1.2)),
+        ("expert_content", at(2.2)),
+        ("retargeting_audience", at(8.2)),
+    ]
     [s] = suppressed(outs)
     assert s.action == "strong_call_to_action"
     assert s.reason == "frequency cap: 3 marketing messages in the last 7 days (cap 3)"
@@ -200,19 +212,24 @@ def test_a_cap_of_zero_stops_all_marketing_but_no_service(tmp_path):
 
 def test_cooldown_of_a_custom_action(tmp_path):
     """A 10-day cooldown: sent on day 0, suppressed on day 5 (and not recorded as sent), sent on day 10."""
-    model = write_playbook(tmp_path, """\
+    model = write_playbook(
+        tmp_path,
+        """\
 version: 1
 caps: {marketing_per_week: 10}
 actions:
   hola: {channel: email, kind: marketing, cooldown_days: 10}
 triggers:
   international: [hola]
-""")
+""",
+    )
     state, outs = play(toggling("cool", [0, 5, 10 - MINUTE, 10]).steps, model)
     entries = [o for o in outs if any(c.to == "international" for c in o.changes)]
     assert [[a.action for a in o.actions] for o in entries] == [["hola"], [], [], ["hola"]]
     assert [s.reason for o in entries for s in o.suppressed] == [
-        "cooldown: sent 5.0 days ago, cooldown 10 days", "cooldown: sent 10.0 days ago, cooldown 10 days"]
+        "cooldown: sent 5.0 days ago, cooldown 10 days",
+        "cooldown: sent 10.0 days ago, cooldown 10 days",
+    ]
     assert state.actions_sent["hola"] == ts(10)
     assert state.actions_suppressed == 2
 
@@ -224,8 +241,10 @@ def test_cooldown_of_the_loyalty_invite_in_the_shipped_playbook():
     assert "loyalty_programme_invite" in [a.action for a in outs[-1].actions]
     # at risk on day 20 + max(30, 3 x 10) = 50; comeback on day 60, 40 days after the invite
     out = apply_event(state, j.buy(60).steps[-1], MODEL)
-    assert [(c.from_, c.to) for c in out.changes if c.dimension == "lifecycle"] == [("loyal", "at_risk"),
-                                                                                   ("at_risk", "loyal")]
+    assert [(c.from_, c.to) for c in out.changes if c.dimension == "lifecycle"] == [
+        ("loyal", "at_risk"),
+        ("at_risk", "loyal"),
+    ]
     assert [a.action for a in out.actions] == ["win_back_offer"]
     [s] = out.suppressed
     assert s.action == "loyalty_programme_invite" and s.reason.startswith("cooldown: sent 40.0 days ago")
@@ -266,8 +285,10 @@ def test_lapsed_one_last_win_back_then_no_marketing_until_they_come_back():
     state, outs = play(j.steps[first:], state=state)
     assert state.lifecycle == "lapsed" and {"informed_buyer", "discount_seeker"} <= set(state.traits)
     reason = "lapsed: the last win-back was sent; no more marketing until they come back"
-    assert [(s.action, s.reason) for s in suppressed(outs)] == [("expert_content", reason),
-                                                                ("lifecycle_coupon", reason)]
+    assert [(s.action, s.reason) for s in suppressed(outs)] == [
+        ("expert_content", reason),
+        ("lifecycle_coupon", reason),
+    ]
     assert [a.action for a in sent(outs)] == ["change_cost_notice"]
     # no second last win-back while they stay lapsed
     assert sent([advance(state, ts(600), MODEL)], "last_win_back") == []
@@ -285,7 +306,9 @@ def test_lapsed_one_last_win_back_then_no_marketing_until_they_come_back():
 
 @pytest.mark.parametrize("kind", ["marketing", "promotion"])
 def test_a_lapsed_customer_gets_nothing_marketing_of_any_kind_after_the_last_win_back(tmp_path, kind):
-    model = write_playbook(tmp_path, f"""\
+    model = write_playbook(
+        tmp_path,
+        f"""\
 version: 1
 suppress: {{last_win_back: bye}}
 actions:
@@ -295,7 +318,8 @@ actions:
 triggers:
   lapsed: [bye]
   international: [hola, route]
-""")
+""",
+    )
     j = Journey("lapsed").buy(0).advance(181)
     state, outs = play(j.steps, model)
     assert [a.action for a in sent(outs)] == ["bye"]

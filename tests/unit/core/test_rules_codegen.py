@@ -165,8 +165,10 @@ def test_time_alone_changes_only_the_rules_that_read_an_age_or_a_window(tmp_path
             state = state.clone()
             life, added, dropped = rules.judge_for(None, True)(state, state.last_seen, state.traits)
             state.lifecycle = life.type
-            state.traits = {**{t: 0.0 for t in state.traits if t not in {r.type for r in dropped}},
-                            **{r.type: 0.0 for r in added}}
+            state.traits = {
+                **{t: 0.0 for t in state.traits if t not in {r.type for r in dropped}},
+                **{r.type: 0.0 for r in added},
+            }
             states.append(state)
     else:
         states = STATES

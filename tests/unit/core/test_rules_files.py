@@ -85,7 +85,9 @@ def test_the_base_files_are_good(tmp_path):
 
 
 def test_unknown_field(tmp_path):
-    text = edit(BASE, "    description: Paid at least once.\n", "    description: Paid at least once.\n    colour: blue\n")
+    text = edit(
+        BASE, "    description: Paid at least once.\n", "    description: Paid at least once.\n    colour: blue\n"
+    )
     message = rules_error(tmp_path, "colour.yaml", text)
     assert message.startswith(f"colour.yaml line {line_of(text, 'colour:')}: ")
     assert "lifecycle.0.colour: unknown field" in message
@@ -127,8 +129,10 @@ def test_text_where_a_number_is_needed(tmp_path):
 def test_gte_on_a_true_false_signal(tmp_path):
     text = edit(BASE, "{signal: coupon_share, gte: 0.5}", "{signal: free_plan, gte: 1}")
     message = rules_error(tmp_path, "bool.yaml", text)
-    assert message == (f"bool.yaml line {line_of(text, 'free_plan')}: traits.0.when: signal 'free_plan' is true "
-                       "or false: compare it with `eq: true` or `eq: false`")
+    assert message == (
+        f"bool.yaml line {line_of(text, 'free_plan')}: traits.0.when: signal 'free_plan' is true "
+        "or false: compare it with `eq: true` or `eq: false`"
+    )
 
 
 def test_true_false_on_a_number_signal(tmp_path):
@@ -145,11 +149,16 @@ def test_a_signal_the_processor_does_not_keep(tmp_path):
 
 
 def test_a_threshold_signal_the_processor_does_not_keep(tmp_path):
-    text = edit(BASE, "{signal: purchases, gte: 1}",
-                "{signal: days_since_last_purchase, gte: {signal: purchase_rythm_days, times: 3}}")
+    text = edit(
+        BASE,
+        "{signal: purchases, gte: 1}",
+        "{signal: days_since_last_purchase, gte: {signal: purchase_rythm_days, times: 3}}",
+    )
     message = rules_error(tmp_path, "ref.yaml", text)
-    assert f"ref.yaml line {line_of(text, 'rythm')}: lifecycle.0.when.gte.signal: unknown signal " \
-           "'purchase_rythm_days'" in message
+    assert (
+        f"ref.yaml line {line_of(text, 'rythm')}: lifecycle.0.when.gte.signal: unknown signal "
+        "'purchase_rythm_days'" in message
+    )
     assert "did you mean 'purchase_rhythm_days'?" in message
 
 
@@ -171,8 +180,10 @@ def test_bad_yaml(tmp_path):
 def test_a_key_given_twice(tmp_path):
     text = edit(BASE, "    when: {all: []}\n", "    when: {all: []}\n    when: {any: []}\n")
     message = rules_error(tmp_path, "twice.yaml", text)
-    assert message == (f"twice.yaml line {line_of(text, 'any: []')}: not valid YAML: "
-                       f"duplicate key 'when' (first on line {line_of(text, 'all: []')})")
+    assert message == (
+        f"twice.yaml line {line_of(text, 'any: []')}: not valid YAML: "
+        f"duplicate key 'when' (first on line {line_of(text, 'all: []')})"
+    )
 
 
 def test_not_a_mapping_at_all(tmp_path):
@@ -181,19 +192,28 @@ def test_not_a_mapping_at_all(tmp_path):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    text = edit(edit(BASE, "    description: Paid at least once.\n", "    colour: blue\n"),
-                "{signal: coupon_share, gte: 0.5}", "{signal: coupon_shares, gte: 0.5}")
+    text = edit(
+        edit(BASE, "    description: Paid at least once.\n", "    colour: blue\n"),
+        "{signal: coupon_share, gte: 0.5}",
+        "{signal: coupon_shares, gte: 0.5}",
+    )
     message = rules_error(tmp_path, "two.yaml", text)
     assert message.splitlines() == [
-        (f"two.yaml line {line_of(text, 'colour')}: lifecycle.0.colour: unknown field "
-         "(allowed here: type, description, enabled, when)"),
-        (f"two.yaml line {line_of(text, 'coupon_shares')}: traits.0.when: unknown signal 'coupon_shares': "
-         "the processor keeps no such state (did you mean 'coupon_share'?)"),
+        (
+            f"two.yaml line {line_of(text, 'colour')}: lifecycle.0.colour: unknown field "
+            "(allowed here: type, description, enabled, when)"
+        ),
+        (
+            f"two.yaml line {line_of(text, 'coupon_shares')}: traits.0.when: unknown signal 'coupon_shares': "
+            "the processor keeps no such state (did you mean 'coupon_share'?)"
+        ),
     ]
 
 
 def test_a_type_defined_twice_names_the_second_definition(tmp_path):
-    text = edit(BASE, "  - type: prospect\n", "  - type: new\n    when: {signal: purchases, gte: 2}\n  - type: prospect\n")
+    text = edit(
+        BASE, "  - type: prospect\n", "  - type: new\n    when: {signal: purchases, gte: 2}\n  - type: prospect\n"
+    )
     message = rules_error(tmp_path, "dup.yaml", text)
     assert "'new' is defined twice" in message
     second = [i + 1 for i, line in enumerate(text.splitlines()) if line == "  - type: new"][1]
@@ -261,8 +281,9 @@ def play(steps, model: Model):
 
 
 def test_a_user_can_change_a_threshold_loyal_at_five_purchases(tmp_path):
-    path = rules_copy(tmp_path, "loyal5.yaml", ("    when: {signal: purchases, gte: 3}\n",
-                                                "    when: {signal: purchases, gte: 5}\n"))
+    path = rules_copy(
+        tmp_path, "loyal5.yaml", ("    when: {signal: purchases, gte: 3}\n", "    when: {signal: purchases, gte: 5}\n")
+    )
     model = load_model(path)
     steps = Journey("five").buy(0).buy(10).buy(20).buy(30).buy(40).steps
     state, outs = play(steps, model)
@@ -277,7 +298,9 @@ def test_a_user_can_change_a_threshold_loyal_at_five_purchases(tmp_path):
 
 
 def test_a_user_can_disable_a_type_advocate_off(tmp_path):
-    path = rules_copy(tmp_path, "no-advocate.yaml", ("  - type: advocate\n", "  - type: advocate\n    enabled: false\n"))
+    path = rules_copy(
+        tmp_path, "no-advocate.yaml", ("  - type: advocate\n", "  - type: advocate\n    enabled: false\n")
+    )
     model = load_model(path)  # the shipped playbook still names advocate: a defined (if disabled) type
     steps = Journey("fan").buy(0).buy(10).buy(20).survey(21, nps=10).steps
     state, outs = play(steps, model)
@@ -301,7 +324,9 @@ def test_a_user_can_add_a_trait_from_existing_signals(tmp_path):
     assert state.traits["big_spender"] == ts(20)
     # ...and a playbook may now trigger on it
     playbook = DEFAULT_PLAYBOOK_FILE.read_text() + "  big_spender: [vip_note]\n"
-    playbook = edit(playbook, "actions:\n", "actions:\n  vip_note: {channel: phone, kind: service, cooldown_days: 365}\n")
+    playbook = edit(
+        playbook, "actions:\n", "actions:\n  vip_note: {channel: phone, kind: service, cooldown_days: 365}\n"
+    )
     model = load_model(path, write(tmp_path, "vip.yaml", playbook))
     _, outs = play(steps, model)
     assert [a.action for a in outs[2].actions if a.params["type"] == "big_spender"] == ["vip_note"]

@@ -58,8 +58,10 @@ def matching(changes, expect: Expect):
 def check_change(changes, expect: Expect):
     """Exactly one change of that dimension/from/to, with the expected rule, evidence, cause and time."""
     found = matching(changes, expect)
-    assert len(found) == 1, f"expected one {expect.dimension} change {expect.from_} -> {expect.to}, got " \
-                            f"{[(c.dimension, c.from_, c.to) for c in changes]}"
+    assert len(found) == 1, (
+        f"expected one {expect.dimension} change {expect.from_} -> {expect.to}, got "
+        f"{[(c.dimension, c.from_, c.to) for c in changes]}"
+    )
     [change] = found
     assert change.reason.rule == expect.rule
     shown = {k: change.reason.evidence.get(k, "<missing>") for k in expect.evidence}
@@ -143,7 +145,9 @@ def test_journey_triggers_the_playbook_action(scenario: Scenario):
         assert action.params == {**spec.get("params", {}), "type": scenario.name, "rule": scenario.expect_type.rule}
     else:
         assert sent == []
-        assert any(s.action == scenario.expect_action and scenario.expect_suppressed in s.reason for s in out.suppressed)
+        assert any(
+            s.action == scenario.expect_action and scenario.expect_suppressed in s.reason for s in out.suppressed
+        )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
@@ -151,8 +155,11 @@ def test_near_miss_does_not_produce_the_type(scenario: Scenario):
     state, outcomes = play(scenario.near_miss_events)
     expect = scenario.expect_type
     assert [c for c in changes_of(outcomes) if c.to == expect.to] == []
-    assert not any(a.action == scenario.expect_action and a.params.get("type") == scenario.name
-                   for o in outcomes for a in o.actions)
+    assert not any(
+        a.action == scenario.expect_action and a.params.get("type") == scenario.name
+        for o in outcomes
+        for a in o.actions
+    )
     if expect.dimension == "lifecycle":
         assert state.lifecycle != scenario.name
     else:
@@ -212,10 +219,13 @@ def test_a_positive_review_after_a_negative_one_does_not_stall_the_clock():
     """
     j = Journey("stall").buy(0).review(5, rating=2).review(5 + MINUTE, rating=5)
     state, outcomes = play(j.steps)
-    assert [c.reason.rule for c in changes_of(outcomes) if c.dimension == "trait"
-            and "negative" in c.reason.rule] == ["trait.negative_experience", "trait.negative_experience.cleared"]
+    assert [c.reason.rule for c in changes_of(outcomes) if c.dimension == "trait" and "negative" in c.reason.rule] == [
+        "trait.negative_experience",
+        "trait.negative_experience.cleared",
+    ]
     due = 90
     out = advance(state, ts(due + 1), MODEL)
     assert [(c.from_, c.to, c.caused_by) for c in out.changes if c.dimension == "lifecycle"] == [
-        ("new", "at_risk", f"inactivity@{iso_z(due)}")]
+        ("new", "at_risk", f"inactivity@{iso_z(due)}")
+    ]
     assert out.state.lifecycle == "at_risk"

@@ -257,8 +257,10 @@ def test_kafka_is_a_single_kraft_node_without_topic_auto_creation(compose):
     assert _settings_from(compose).replication_factor == 1
     # The data lives in the named volume, not in the container.
     log_dir = env["KAFKA_LOG_DIRS"]
-    assert any(str(v).split(":")[1:2] == [log_dir] and str(v).split(":")[0] in (compose.get("volumes") or {})
-               for v in kafka.get("volumes", [])), f"{log_dir} is not on a named volume"
+    assert any(
+        str(v).split(":")[1:2] == [log_dir] and str(v).split(":")[0] in (compose.get("volumes") or {})
+        for v in kafka.get("volumes", [])
+    ), f"{log_dir} is not on a named volume"
 
 
 def test_redis_url_is_the_redis_service(compose):

@@ -106,8 +106,11 @@ def test_orders_mapping_maps_every_good_row_to_a_purchase(tmp_path):
 
     assert (counts.rows, counts.mapped, counts.ignored, counts.rejected_total) == (11, 5, 0, 6)
     assert counts.examples == {
-        "customer missing": [5], "time unparsable": [6, 7], "amount not a number": [8],
-        "event invalid": [10], "row has wrong number of fields": [12],
+        "customer missing": [5],
+        "time unparsable": [6, 7],
+        "amount not a number": [8],
+        "event invalid": [10],
+        "row has wrong number of fields": [12],
     }
 
 
@@ -142,7 +145,10 @@ def test_clickstream_export_without_a_revenue_column(tmp_path):
     text = "user_id,session_id,event_name,timestamp\nu1,s1,home,2026-03-01T10:00:00Z\nu1,s1,purchase,2026-03-01T10:06:00Z\n"
     records, _ = run(write(tmp_path, "clicks.csv", text), load_mapping(shipped_mapping("clickstream")))
     assert records[0].event.touchpoint is Touchpoint.PAGE_VIEW
-    assert (records[1].line, records[1].error) == (3, "amount missing: a purchase needs an amount; column 'revenue' is empty")
+    assert (records[1].line, records[1].error) == (
+        3,
+        "amount missing: a purchase needs an amount; column 'revenue' is empty",
+    )
 
 
 def test_event_ids_are_deterministic_and_distinct(tmp_path):
@@ -166,7 +172,10 @@ def test_output_is_valid_event_json(tmp_path):
 
 
 def test_jsonl_with_ignore_event_id_column_scores_and_unit_prices(tmp_path):
-    mapping_file = write(tmp_path, "m.yaml", """\
+    mapping_file = write(
+        tmp_path,
+        "m.yaml",
+        """\
 format: jsonl
 customer: user.id
 time: {column: ts, format: "%d/%m/%Y %H:%M", timezone: Europe/Lisbon}
@@ -182,15 +191,34 @@ quantity: {column: qty}
 amount_is_unit_price: true
 currency: {column: cur}
 score: {csat: stars}
-""")
+""",
+    )
     rows = [
-        {"id": "e1", "user": {"id": "k1"}, "ts": "01/07/2026 10:00", "type": "buy", "price": 9.99, "qty": 3, "cur": "USD", "cc": "PT"},
+        {
+            "id": "e1",
+            "user": {"id": "k1"},
+            "ts": "01/07/2026 10:00",
+            "type": "buy",
+            "price": 9.99,
+            "qty": 3,
+            "cur": "USD",
+            "cc": "PT",
+        },
         {"id": "e2", "user": {"id": "k1"}, "ts": "01/07/2026 11:00", "type": "heartbeat"},
         {"id": "e3", "user": {"id": "k1"}, "ts": "02/07/2026 10:00", "type": "csat", "stars": 4, "via": "email"},
         {"id": "e4", "user": {"id": "k2"}, "ts": "02/07/2026 10:00", "type": "csat"},
         {"id": "e5", "user": {"id": 7}, "ts": "03/07/2026 10:00", "type": "on"},
         {"id": "e6", "user": {"id": "k3"}, "ts": "03/07/2026 10:00", "type": "heartbeat", "junk": True},
-        {"id": "e7", "user": {"id": "k3"}, "ts": "03/07/2026 10:00", "type": "buy", "price": 5, "qty": 1, "cur": "USD", "cc": "PRT"},
+        {
+            "id": "e7",
+            "user": {"id": "k3"},
+            "ts": "03/07/2026 10:00",
+            "type": "buy",
+            "price": 5,
+            "qty": 1,
+            "cur": "USD",
+            "cc": "PRT",
+        },
     ]
     lines = [json.dumps(row) for row in rows]
     lines.insert(3, "{not json")
@@ -200,11 +228,20 @@ score: {csat: stars}
     by_line = {r.line: r for r in records}
     buy = by_line[1].event
     assert (buy.event_id, buy.customer_id, buy.occurred_at, buy.channel, buy.country) == (
-        "e1", "k1", datetime(2026, 7, 1, 10, tzinfo=lisbon_summer), "app", "PT")
+        "e1",
+        "k1",
+        datetime(2026, 7, 1, 10, tzinfo=lisbon_summer),
+        "app",
+        "PT",
+    )
     assert (buy.payload.amount, buy.payload.currency) == (29.97, "USD")
     survey = by_line[3].event
     assert (survey.touchpoint, survey.stage, survey.payload.csat, survey.channel) == (
-        Touchpoint.SURVEY_RESPONSE, Stage.POST_PURCHASE, 4, "email")
+        Touchpoint.SURVEY_RESPONSE,
+        Stage.POST_PURCHASE,
+        4,
+        "email",
+    )
     assert by_line[6].event.customer_id == "7"
     assert by_line[6].event.touchpoint is Touchpoint.PAGE_VIEW  # `on` stays text, not YAML's true
     assert by_line[4].error.startswith("row not JSON: ")
@@ -224,13 +261,19 @@ def test_examples_are_capped_per_reason(tmp_path):
 
 def test_header_without_a_needed_column_is_refused(tmp_path):
     export = write(tmp_path, "o.csv", "customer,date,quantity,amount\nc1,2026-03-01,1,2\n")
-    with pytest.raises(MappingError, match=r"o.csv line 1: the header has no column 'customer_id' \(for `customer`\); "
-                                           r"did you mean 'customer'\?"):
+    with pytest.raises(
+        MappingError,
+        match=r"o.csv line 1: the header has no column 'customer_id' \(for `customer`\); "
+        r"did you mean 'customer'\?",
+    ):
         list(iter_mapped(export, load_mapping(shipped_mapping("orders"))))
 
 
 def test_multi_line_csv_rows_keep_their_first_line_number(tmp_path):
-    mapping_file = write(tmp_path, "m.yaml", """\
+    mapping_file = write(
+        tmp_path,
+        "m.yaml",
+        """\
 format: csv
 delimiter: ";"
 customer: who
@@ -238,7 +281,8 @@ time: {column: when}
 kind: {constant: content_view}
 channel: {constant: web}
 segment: {column: note}
-""")
+""",
+    )
     export = write(tmp_path, "x.csv", 'who;when;note\nk1;2026-03-01T10:00:00Z;"two\nlines"\nk2;2026-03-01;n\n')
     records, _ = run(export, load_mapping(mapping_file))
     assert [(r.line, r.raw) for r in records] == [(2, 'k1;2026-03-01T10:00:00Z;"two\nlines"'), (4, "k2;2026-03-01;n")]
@@ -261,32 +305,64 @@ currency: {constant: EUR}
 """
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    pytest.param(("channel: {constant: web}", "chanel: {constant: web}"),
-                 "m.yaml line 7: chanel: unknown field (did you mean 'channel'?", id="unknown-field"),
-    pytest.param(("purchase: purchase", "purchse: purchse"),
-                 "m.yaml line 6: kind.map.purchse: 'purchse' is not a touchpoint kind (did you mean 'purchase'?)",
-                 id="unknown-touchpoint"),
-    pytest.param(("kind:\n  column: event_name\n  map: {home: page_view, purchase: purchase}", "kind: purchase"),
-                 "m.yaml line 4: kind: expected a mapping of fields (key: value), got text 'purchase'",
-                 id="wrong-type"),
-    pytest.param(('format: "%Y-%m-%d"', "format: %Y-%m-%d"),
-                 "m.yaml line 3: not valid YAML: found character '%' that cannot start any token", id="bad-yaml"),
-    pytest.param(("customer: customer_id\n", ""), "m.yaml line 1: customer: required, but missing", id="missing-key"),
-    pytest.param(('"%Y-%m-%d"', '"YYYY-MM-DD"'),
-                 "m.yaml line 3: time.format: 'YYYY-MM-DD' is neither 'iso' nor a strptime format", id="bad-time-format"),
-    pytest.param((", timezone: UTC", ""),
-                 "m.yaml line 3: time.timezone: times read with '%Y-%m-%d' carry no UTC offset", id="no-timezone"),
-    pytest.param(("amount: {column: amount}\n", ""),
-                 "m.yaml line 4: kind: 'purchase' needs an order payload: add `amount` and `currency`",
-                 id="purchase-without-amount"),
-    pytest.param(("purchase: purchase", "review: review_written"),
-                 "m.yaml line 4: kind: 'review_written' needs a score payload", id="review-without-score"),
-    pytest.param(("channel: {constant: web}", "channel: {constant: web, column: via}"),
-                 "m.yaml line 7: channel: give either `column` or `constant`", id="column-and-constant"),
-    pytest.param(("channel: {constant: web}", "channel: {constant: web}\nchannel: {constant: app}"),
-                 "m.yaml line 8: not valid YAML: duplicate key 'channel' (first on line 7)", id="duplicate-key"),
-])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            ("channel: {constant: web}", "chanel: {constant: web}"),
+            "m.yaml line 7: chanel: unknown field (did you mean 'channel'?",
+            id="unknown-field",
+        ),
+        pytest.param(
+            ("purchase: purchase", "purchse: purchse"),
+            "m.yaml line 6: kind.map.purchse: 'purchse' is not a touchpoint kind (did you mean 'purchase'?)",
+            id="unknown-touchpoint",
+        ),
+        pytest.param(
+            ("kind:\n  column: event_name\n  map: {home: page_view, purchase: purchase}", "kind: purchase"),
+            "m.yaml line 4: kind: expected a mapping of fields (key: value), got text 'purchase'",
+            id="wrong-type",
+        ),
+        pytest.param(
+            ('format: "%Y-%m-%d"', "format: %Y-%m-%d"),
+            "m.yaml line 3: not valid YAML: found character '%' that cannot start any token",
+            id="bad-yaml",
+        ),
+        pytest.param(
+            ("customer: customer_id\n", ""), "m.yaml line 1: customer: required, but missing", id="missing-key"
+        ),
+        pytest.param(
+            ('"%Y-%m-%d"', '"YYYY-MM-DD"'),
+            "m.yaml line 3: time.format: 'YYYY-MM-DD' is neither 'iso' nor a strptime format",
+            id="bad-time-format",
+        ),
+        pytest.param(
+            (", timezone: UTC", ""),
+            "m.yaml line 3: time.timezone: times read with '%Y-%m-%d' carry no UTC offset",
+            id="no-timezone",
+        ),
+        pytest.param(
+            ("amount: {column: amount}\n", ""),
+            "m.yaml line 4: kind: 'purchase' needs an order payload: add `amount` and `currency`",
+            id="purchase-without-amount",
+        ),
+        pytest.param(
+            ("purchase: purchase", "review: review_written"),
+            "m.yaml line 4: kind: 'review_written' needs a score payload",
+            id="review-without-score",
+        ),
+        pytest.param(
+            ("channel: {constant: web}", "channel: {constant: web, column: via}"),
+            "m.yaml line 7: channel: give either `column` or `constant`",
+            id="column-and-constant",
+        ),
+        pytest.param(
+            ("channel: {constant: web}", "channel: {constant: web}\nchannel: {constant: app}"),
+            "m.yaml line 8: not valid YAML: duplicate key 'channel' (first on line 7)",
+            id="duplicate-key",
+        ),
+    ],
+)
 def test_bad_mapping_names_the_line_and_field(tmp_path, edit, expected):
     old, new = edit
     assert old in GOOD
@@ -307,12 +383,18 @@ def test_the_good_mapping_loads_and_shipped_names_resolve(tmp_path):
 
 def test_import_command_writes_events_and_reports(tmp_path):
     export, out = write(tmp_path, "orders.csv", ORDERS), tmp_path / "events.jsonl"
-    result = CliRunner().invoke(main, ["import", str(export), "--mapping", "orders", "--out", str(out)],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        main, ["import", str(export), "--mapping", "orders", "--out", str(out)], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     events = [TouchpointEvent.model_validate_json(line) for line in out.read_text().splitlines()]
     assert [(e.customer_id, e.payload.amount) for e in events] == [
-        ("c1", 19.90), ("c2", 35.0), ("c1", 12.5), ("c5", 0.0), ("c2", 7.25)]
+        ("c1", 19.90),
+        ("c2", 35.0),
+        ("c1", 12.5),
+        ("c5", 0.0),
+        ("c2", 7.25),
+    ]
     report = result.stdout
     for row in ("read", "mapped", "ignored", "rejected"):
         assert row in report

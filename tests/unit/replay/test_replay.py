@@ -51,8 +51,13 @@ def rules_with_floor(tmp_path: Path, days: int) -> Path:
 
 
 def replay(path: Path, out: Path, model: Model | None = None, until: str | None = UNTIL, **kw):
-    return run_replay(iter_records(path), model or load_model(),
-                      until=None if until is None else datetime.fromisoformat(until), out_dir=out, **kw)
+    return run_replay(
+        iter_records(path),
+        model or load_model(),
+        until=None if until is None else datetime.fromisoformat(until),
+        out_dir=out,
+        **kw,
+    )
 
 
 def lifecycle_changes(path: Path) -> list[dict]:
@@ -72,8 +77,15 @@ def by_customer(path: Path) -> dict[str, list[str]]:
 
 def event(eid: str, customer: str, when: datetime, kind: str = "page_view", **extra) -> dict:
     stage = "purchase" if kind == "purchase" else "pre_purchase"
-    e = {"event_id": eid, "customer_id": customer, "occurred_at": when.isoformat().replace("+00:00", "Z"),
-         "stage": stage, "touchpoint": kind, "channel": "web", **extra}
+    e = {
+        "event_id": eid,
+        "customer_id": customer,
+        "occurred_at": when.isoformat().replace("+00:00", "Z"),
+        "stage": stage,
+        "touchpoint": kind,
+        "channel": "web",
+        **extra,
+    }
     if kind == "purchase":
         e["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
     return e
@@ -107,6 +119,7 @@ def test_golden_diff_names_the_customers_a_threshold_change_moves(tmp_path):
     # Independently: customers whose at-risk steps (rule lifecycle.at_risk) differ between the files.
     def at_risk_steps(path):
         return {cid: [x for x in rows if '"lifecycle.at_risk"' in x] for cid, rows in by_customer(path).items()}
+
     now, golden = at_risk_steps(tmp_path / "changes.jsonl"), at_risk_steps(GOLDEN / "changes.jsonl")
     moved = sorted(cid for cid in now.keys() | golden.keys() if now.get(cid) != golden.get(cid))
     assert moved, "a 60-day floor must move some at-risk changes of the sample"
@@ -116,8 +129,12 @@ def test_golden_diff_names_the_customers_a_threshold_change_moves(tmp_path):
 
     # The golden run flagged some customers after fewer than 60 quiet days; now no one is.
     def quiet_days(steps):
-        return [json.loads(s.line)["reason"]["evidence"]["days_since_last_purchase"] for s in steps
-                if json.loads(s.line)["to"] == "at_risk" and json.loads(s.line)["caused_by"].startswith("inactivity@")]
+        return [
+            json.loads(s.line)["reason"]["evidence"]["days_since_last_purchase"]
+            for s in steps
+            if json.loads(s.line)["to"] == "at_risk" and json.loads(s.line)["caused_by"].startswith("inactivity@")
+        ]
+
     assert any(days < 60 for c in diff.customers for days in quiet_days(c.removed))
     assert all(days >= 60 for c in diff.customers for days in quiet_days(c.added))
     # In words: a step that only moved is one line, naming both times and what its evidence changed.
@@ -147,7 +164,7 @@ def test_golden_diff_reports_removed_and_added_actions_and_final_types(tmp_path)
     dropped_action = next(a for a in actions if json.loads(a)["triggered_by"] == last["change_id"])
     (golden / "changes.jsonl").write_text("\n".join(changes) + "\n")
     (golden / "actions.jsonl").write_text("\n".join(actions) + "\n")
-    (run / "changes.jsonl").write_text("\n".join(changes[:index] + changes[index + 1:]) + "\n")
+    (run / "changes.jsonl").write_text("\n".join(changes[:index] + changes[index + 1 :]) + "\n")
     (run / "actions.jsonl").write_text("\n".join(a for a in actions if a != dropped_action) + "\n")
 
     diff = compare(run, golden)
@@ -250,10 +267,13 @@ def test_until_applies_inactivity_after_the_last_event(tmp_path):
     at_risk, lapsed = last + 30 * DAY, last + 180 * DAY
     report = replay(source, tmp_path / "with", until=UNTIL)
     assert report.lifecycle == {"lapsed": 1}
-    steps = [(c["from"], c["to"], c["caused_by"], c["at"])
-             for c in lifecycle_changes(tmp_path / "with" / "changes.jsonl")]
-    assert steps[-2:] == [("loyal", "at_risk", f"inactivity@{iso(at_risk)}", iso(at_risk)),
-                          ("at_risk", "lapsed", f"inactivity@{iso(lapsed)}", iso(lapsed))]
+    steps = [
+        (c["from"], c["to"], c["caused_by"], c["at"]) for c in lifecycle_changes(tmp_path / "with" / "changes.jsonl")
+    ]
+    assert steps[-2:] == [
+        ("loyal", "at_risk", f"inactivity@{iso(at_risk)}", iso(at_risk)),
+        ("at_risk", "lapsed", f"inactivity@{iso(lapsed)}", iso(lapsed)),
+    ]
 
     # An --until between the two: at risk only; before the first: nothing changes.
     between = datetime.fromtimestamp(lapsed - 1, UTC).isoformat()
@@ -266,8 +286,17 @@ def test_bad_lines_are_reported_with_their_line_numbers_and_the_rest_is_processe
     good = [json.loads(x) for x in SAMPLE_FILE.read_text().splitlines()[:300]]
     naive = dict(good[0], event_id="bad-naive", occurred_at="2026-03-01T10:00:00")
     wrong_stage = dict(good[0], event_id="bad-stage", stage="post_purchase")
-    rows: list[dict | str] = [*good[:10], "{not json", *good[10:100], "", naive, *good[100:200],
-                              wrong_stage, "   ", *good[200:]]
+    rows: list[dict | str] = [
+        *good[:10],
+        "{not json",
+        *good[10:100],
+        "",
+        naive,
+        *good[100:200],
+        wrong_stage,
+        "   ",
+        *good[200:],
+    ]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     expected_lines = {11: "Invalid JSON", 103: "occurred_at", 204: "contradicts touchpoint"}
 
@@ -339,9 +368,11 @@ def test_the_transition_chart_is_well_formed_svg_with_the_transition_labels(tmp_
 
 def test_cli_replay_exits_0_when_the_outputs_match_the_golden_ones(tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(journey, ["replay", str(SAMPLE_FILE), "--until", UNTIL, "--out", str(out),
-                                          "--compare", str(GOLDEN)],
-                                env={"JOURNEY_RULES_FILE": None, "JOURNEY_PLAYBOOK_FILE": None})  # the shipped ones
+    result = CliRunner().invoke(
+        journey,
+        ["replay", str(SAMPLE_FILE), "--until", UNTIL, "--out", str(out), "--compare", str(GOLDEN)],
+        env={"JOURNEY_RULES_FILE": None, "JOURNEY_PLAYBOOK_FILE": None},
+    )  # the shipped ones
     assert result.exit_code == 0, result.output
     assert "same as golden" in result.output
     assert "Lifecycle transitions" in result.output and "win_back_offer" in result.output
@@ -351,8 +382,19 @@ def test_cli_replay_exits_0_when_the_outputs_match_the_golden_ones(tmp_path):
 def test_cli_replay_exits_1_and_names_customers_when_the_outputs_differ(tmp_path):
     rules = rules_with_floor(tmp_path, 60)
     result = CliRunner().invoke(
-        journey, ["replay", str(SAMPLE_FILE), "--until", UNTIL, "--out", str(tmp_path / "out"),
-                  "--compare", str(GOLDEN), "--rules", str(rules)],
+        journey,
+        [
+            "replay",
+            str(SAMPLE_FILE),
+            "--until",
+            UNTIL,
+            "--out",
+            str(tmp_path / "out"),
+            "--compare",
+            str(GOLDEN),
+            "--rules",
+            str(rules),
+        ],
     )
     assert result.exit_code == 1, result.output
     assert "lifecycle paths differ for" in result.output
@@ -361,8 +403,9 @@ def test_cli_replay_exits_1_and_names_customers_when_the_outputs_differ(tmp_path
 
 def test_cli_replay_refuses_a_naive_time_kafka_with_offline_options_and_a_bad_rules_file(tmp_path):
     runner = CliRunner()
-    naive = runner.invoke(journey, ["replay", str(SAMPLE_FILE), "--until", "2027-01-01T00:00:00",
-                                    "--out", str(tmp_path)])
+    naive = runner.invoke(
+        journey, ["replay", str(SAMPLE_FILE), "--until", "2027-01-01T00:00:00", "--out", str(tmp_path)]
+    )
     assert naive.exit_code == 2 and "timezone" in naive.output
     both = runner.invoke(journey, ["replay", str(SAMPLE_FILE), "--to-kafka", "--compare", str(GOLDEN)])
     assert both.exit_code == 2 and "offline replay only" in both.output
@@ -374,10 +417,23 @@ def test_cli_replay_refuses_a_naive_time_kafka_with_offline_options_and_a_bad_ru
 
 def test_cli_replay_reads_an_export_through_a_mapping(tmp_path):
     export = tmp_path / "orders.csv"
-    export.write_text("customer_id,date,quantity,amount\nc1,2026-03-01,1,19.90\nc1,2026-03-08,1,12.50\n"
-                      "c2,2026-03-09,1,abc\nc1,2026-03-20,1,30.00\n")
-    result = CliRunner().invoke(journey, ["replay", str(export), "--mapping", "orders", "--out", str(tmp_path / "out"),
-                                          "--until", "2026-09-01T00:00:00Z"])
+    export.write_text(
+        "customer_id,date,quantity,amount\nc1,2026-03-01,1,19.90\nc1,2026-03-08,1,12.50\n"
+        "c2,2026-03-09,1,abc\nc1,2026-03-20,1,30.00\n"
+    )
+    result = CliRunner().invoke(
+        journey,
+        [
+            "replay",
+            str(export),
+            "--mapping",
+            "orders",
+            "--out",
+            str(tmp_path / "out"),
+            "--until",
+            "2026-09-01T00:00:00Z",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["events"] == 3 and summary["dead_lettered"] == 1

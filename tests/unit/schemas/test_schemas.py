@@ -132,24 +132,32 @@ def test_kind_that_needs_a_payload_is_refused_without_one(touchpoint):
     assert "needs a payload" in refused(data)
 
 
-@pytest.mark.parametrize("touchpoint,payload", [
-    (Touchpoint.PURCHASE, {"kind": "score", "csat": 3}),
-    (Touchpoint.PURCHASE, {"kind": "support", "topic": "billing"}),
-    (Touchpoint.PAGE_VIEW, {"kind": "order", "amount": 1, "currency": "EUR"}),
-    (Touchpoint.SUPPORT_TICKET, {"kind": "score", "csat": 3}),
-    (Touchpoint.REFUND, {"kind": "support"}),
-    (Touchpoint.EMAIL_OPEN, {"kind": "support"}),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "touchpoint,payload",
+    [
+        (Touchpoint.PURCHASE, {"kind": "score", "csat": 3}),
+        (Touchpoint.PURCHASE, {"kind": "support", "topic": "billing"}),
+        (Touchpoint.PAGE_VIEW, {"kind": "order", "amount": 1, "currency": "EUR"}),
+        (Touchpoint.SUPPORT_TICKET, {"kind": "score", "csat": 3}),
+        (Touchpoint.REFUND, {"kind": "support"}),
+        (Touchpoint.EMAIL_OPEN, {"kind": "support"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_payload_kind_not_allowed_for_the_touchpoint_is_refused(touchpoint, payload):
     """Each kind takes only its own payload kind."""
     assert "payload" in refused(raw_event(touchpoint, payload=payload))
 
 
-@pytest.mark.parametrize("touchpoint,payload", [
-    (Touchpoint.SUPPORT_TICKET, {"kind": "support", "topic": "billing", "sentiment": -0.4, "wait_seconds": 30}),
-    (Touchpoint.REFUND, {"kind": "order", "amount": 10, "currency": "USD"}),
-    (Touchpoint.SUBSCRIPTION_RENEWED, {"kind": "order", "amount": 10, "currency": "USD"}),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "touchpoint,payload",
+    [
+        (Touchpoint.SUPPORT_TICKET, {"kind": "support", "topic": "billing", "sentiment": -0.4, "wait_seconds": 30}),
+        (Touchpoint.REFUND, {"kind": "order", "amount": 10, "currency": "USD"}),
+        (Touchpoint.SUBSCRIPTION_RENEWED, {"kind": "order", "amount": 10, "currency": "USD"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_optional_payloads_that_fit_are_accepted(touchpoint, payload):
     event = TouchpointEvent.model_validate_json(json.dumps(raw_event(touchpoint, payload=payload)))
     assert event.payload is not None and event.payload.kind == payload["kind"]
@@ -162,16 +170,23 @@ def test_extra_fields_are_refused():
     assert "vat" in refused(raw_event(Touchpoint.PURCHASE, payload=bad_payload))
 
 
-@pytest.mark.parametrize("changes", [
-    {"payload": {"kind": "order", "amount": -1, "currency": "EUR"}},
-    {"payload": {"kind": "order", "amount": 1, "currency": "eur"}},
-    {"payload": {"kind": "score", "nps": 11}},
-    {"event_id": ""},
-    {"country": "PRT"},
-], ids=["negative-amount", "lowercase-currency", "nps-out-of-range", "empty-id", "country-alpha3"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"payload": {"kind": "order", "amount": -1, "currency": "EUR"}},
+        {"payload": {"kind": "order", "amount": 1, "currency": "eur"}},
+        {"payload": {"kind": "score", "nps": 11}},
+        {"event_id": ""},
+        {"country": "PRT"},
+    ],
+    ids=["negative-amount", "lowercase-currency", "nps-out-of-range", "empty-id", "country-alpha3"],
+)
 def test_field_constraints_are_enforced(changes):
-    touchpoint = Touchpoint.PURCHASE if changes.get("payload", {}).get("kind") == "order" else (
-        Touchpoint.SURVEY_RESPONSE if "payload" in changes else Touchpoint.PAGE_VIEW)
+    touchpoint = (
+        Touchpoint.PURCHASE
+        if changes.get("payload", {}).get("kind") == "order"
+        else (Touchpoint.SURVEY_RESPONSE if "payload" in changes else Touchpoint.PAGE_VIEW)
+    )
     refused(raw_event(touchpoint, **changes))
 
 
@@ -195,9 +210,16 @@ def test_type_change_serialises_from_as_from():
 
 def test_type_change_round_trips_through_json():
     """A change written with aliases reads back equal, by alias or by field name."""
-    change = TypeChange(change_id="chg_1", customer_id="c", dimension="lifecycle", **{"from": "new"}, to="loyal",
-                        reason={"rule": "lifecycle.loyal", "evidence": {"purchases": 3}}, caused_by="e9",
-                        at=datetime(2026, 1, 2, tzinfo=UTC))
+    change = TypeChange(
+        change_id="chg_1",
+        customer_id="c",
+        dimension="lifecycle",
+        **{"from": "new"},
+        to="loyal",
+        reason={"rule": "lifecycle.loyal", "evidence": {"purchases": 3}},
+        caused_by="e9",
+        at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
     assert change.from_ == "new"
     again = TypeChange.model_validate_json(change.model_dump_json(by_alias=True))
     assert again == change
@@ -212,10 +234,17 @@ def _examples() -> dict[str, dict]:
     """One real message of each kind, as it goes on the wire."""
     event = TouchpointEvent.model_validate(raw_event(Touchpoint.PURCHASE))
     out = apply_event(None, event, MODEL)
-    letter = dead_letter(RawMessage("journey.touchpoints", 3, 42, b"cust-1", b"{oops"), "message: Invalid JSON",
-                         datetime(2026, 3, 1, tzinfo=UTC))
-    messages = {"touchpoint-event": event, "type-change": out.changes[0], "nurture-action": out.actions[0],
-                "dead-letter": letter}
+    letter = dead_letter(
+        RawMessage("journey.touchpoints", 3, 42, b"cust-1", b"{oops"),
+        "message: Invalid JSON",
+        datetime(2026, 3, 1, tzinfo=UTC),
+    )
+    messages = {
+        "touchpoint-event": event,
+        "type-change": out.changes[0],
+        "nurture-action": out.actions[0],
+        "dead-letter": letter,
+    }
     assert set(messages) == set(MESSAGE_MODELS)
     assert isinstance(messages["nurture-action"], NurtureAction) and isinstance(letter, DeadLetter)
     return {name: json.loads(m.model_dump_json(by_alias=True)) for name, m in messages.items()}
