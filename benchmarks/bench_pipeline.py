@@ -66,6 +66,7 @@ from streams.local.demo import local_env, start_worker, stop_worker
 from streams.local.stack import LocalStack
 from streams.settings import Settings
 from streams.store import JourneyStore, Keys
+from streams.store import clients as redis_clients
 
 SCRATCH_TOPIC = "bench.scratch"
 CHUNK = 5_000  # produce futures gathered per chunk
@@ -345,7 +346,7 @@ async def run_pipeline(
 
     Also takes the CPU time of each process in `pids` over the same span, to show where the time goes.
     """
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_clients.async_client(settings)
     store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
     n = sum(ends.values())
     first = None
@@ -406,7 +407,7 @@ async def wait_caught_up(
     settings: Settings, ends: dict[int, int], worker: subprocess.Popen, log_path: Path, timeout: float
 ) -> None:
     """Wait until every input offset below `ends` is applied and every outbox is empty."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_clients.async_client(settings)
     store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
     try:
         deadline = time.monotonic() + timeout

@@ -29,7 +29,7 @@ def worker(loglevel: str) -> None:
     """Run the stream worker with the JOURNEY_* settings from the environment (Ctrl-C or SIGTERM stops it)."""
     from streams.live.worker import run_worker
 
-    run_worker(Settings(), loglevel)
+    run_worker(_settings_or_exit(), loglevel)
 
 
 @main.command()
@@ -37,7 +37,7 @@ def topics() -> None:
     """Create the input and output topics that do not exist yet."""
     from streams.kafka.topics import ensure_topics
 
-    created = asyncio.run(ensure_topics(Settings()))
+    created = asyncio.run(ensure_topics(_settings_or_exit()))
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -61,13 +61,26 @@ def advance_clock(until: str) -> None:
     from streams.replay.command import parse_until
 
     at = parse_until(until)
-    settings = Settings()
+    settings = _settings_or_exit()
     clocks = asyncio.run(advance_event_clock(settings, at.timestamp()))
     for partition, clock in clocks.items():
         moved = "" if clock == at.timestamp() else " (already later)"
         click.echo(
             f"{settings.topic_touchpoints}[{partition}]: clock {datetime.fromtimestamp(clock, at.tzinfo).isoformat()}{moved}"
         )
+
+
+def _settings_or_exit() -> Settings:
+    """The JOURNEY_* settings; invalid ones end the command naming each variable and what is wrong."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "JOURNEY_" + "_".join(str(part) for part in error["loc"]).upper()
+            click.echo(f"{name}: {error['msg']}", err=True)  # never the value: it may be a secret
+        sys.exit(2)
 
 
 def _model_or_exit(settings: Settings):
@@ -91,23 +104,27 @@ def explain(customer_id: str) -> None:
 
     from streams.core.state import CustomerState
     from streams.explain import render_customer
-    from streams.store import Keys
+    from streams.store import Keys, clients
+    from streams.text import printable, redact
 
-    settings = Settings()
+    settings = _settings_or_exit()
     model = _model_or_exit(settings)
     keys = Keys.for_settings(settings)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = clients.sync_client(settings)
     try:
         raw = client.get(keys.state(customer_id))
         history = client.lrange(keys.history(customer_id), 0, -1)
-    except redis.exceptions.ConnectionError as exc:
-        click.echo(f"cannot reach Redis at {settings.redis_url} ({exc}); set JOURNEY_REDIS_URL", err=True)
+    except redis.exceptions.RedisError as exc:
+        reason = printable(redact(str(exc), settings.secrets()))
+        click.echo(f"cannot read from Redis at {settings.redis_shown} ({reason}); check JOURNEY_REDIS_URL", err=True)
         sys.exit(2)
     finally:
         client.close()
     if raw is None:
         click.echo(
-            f"no customer {customer_id!r} under key prefix {settings.key_prefix!r} in {settings.redis_url}", err=True
+            f"no customer {printable(repr(customer_id))} under key prefix {settings.key_prefix!r} "
+            f"in {settings.redis_shown}",
+            err=True,
         )
         sys.exit(1)
     render_customer(Console(), CustomerState.from_json(raw), [json.loads(h) for h in history], model)
@@ -121,7 +138,7 @@ def types(signals: bool) -> None:
 
     from streams.explain import render_types
 
-    render_types(Console(), _model_or_exit(Settings()), signals)
+    render_types(Console(), _model_or_exit(_settings_or_exit()), signals)
 
 
 @main.command()

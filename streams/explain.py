@@ -3,6 +3,9 @@
 `explain` reads one customer's state and history from Redis and judges them again with the
 rules in force, at the instant the rules last judged them, so what it shows is what the
 worker decided — every rule that holds, with the signal values it read.
+
+Ids, rule names and evidence come from outside (senders, rules files): every one is printed
+through `streams.text.shown`, literally, never as rich markup or terminal control characters.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from rich.table import Table
 from streams.core.model import Model
 from streams.core.rules.signals import CATALOGUE
 from streams.core.state import CustomerState
+from streams.text import shown
 
 
 def _when(ts: float | None) -> str:
     return "—" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _shown(evidence: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in evidence.items())
+def _evidence(evidence: dict) -> str:
+    return shown(", ".join(f"{k}={v}" for k, v in evidence.items()))
 
 
 def render_customer(console: Console, state: CustomerState, history: list[dict], model: Model) -> None:
@@ -30,24 +34,24 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
     rules = model.rules
     at = state.checked_at if state.checked_at is not None else state.last_seen
     values = rules.values(state, at)
-    traits = ", ".join(f"{t} (since {_when(since)})" for t, since in sorted(state.traits.items())) or "none"
+    traits = ", ".join(f"{shown(t)} (since {_when(since)})" for t, since in sorted(state.traits.items())) or "none"
     console.print(
-        f"[bold]{state.customer_id}[/]: lifecycle [bold]{state.lifecycle}[/] since "
+        f"[bold]{shown(state.customer_id)}[/]: lifecycle [bold]{shown(state.lifecycle)}[/] since "
         f"{_when(state.lifecycle_since)}; traits: {traits}"
     )
     console.print(f"judged at {_when(at)}; next look without an event: {_when(state.due_at)}")
 
-    holding = Table(title=f"Rules that hold ({rules.source})")
+    holding = Table(title=f"Rules that hold ({shown(rules.source)})")
     holding.add_column("rule")
     holding.add_column("evidence")
     decided = rules.lifecycle_type(values)
     for rule in rules.lifecycle:
         if rule.when(values):
             mark = " [green](decides: first in precedence)[/]" if rule is decided else ""
-            holding.add_row(f"lifecycle.{rule.type}{mark}", _shown(rules.evidence(rule, values)))
+            holding.add_row(f"lifecycle.{shown(rule.type)}{mark}", _evidence(rules.evidence(rule, values)))
     for rule in rules.traits:
         if rule.when(values):
-            holding.add_row(f"trait.{rule.type}", _shown(rules.evidence(rule, values)))
+            holding.add_row(f"trait.{shown(rule.type)}", _evidence(rules.evidence(rule, values)))
     console.print(holding)
 
     changes = Table(title="Recent type changes (newest first)")
@@ -62,7 +66,11 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
             else f"−{change['from']}"
         )
         changes.add_row(
-            change["at"][:16], what, change["reason"]["rule"], _shown(change["reason"]["evidence"]), change["caused_by"]
+            shown(change["at"][:16]),
+            shown(what),
+            shown(change["reason"]["rule"]),
+            _evidence(change["reason"]["evidence"]),
+            shown(change["caused_by"]),
         )
     console.print(changes)
 
@@ -70,9 +78,9 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
     actions.add_column("action")
     actions.add_column("last sent")
     for name, sent_at in sorted(state.actions_sent.items(), key=lambda kv: -kv[1]):
-        actions.add_row(name, _when(sent_at))
+        actions.add_row(shown(name), _when(sent_at))
     for sent_at, name, reason in reversed(state.suppressed_log):
-        actions.add_row(f"[yellow]{name} (suppressed)[/]", f"{_when(sent_at)}: {reason}")
+        actions.add_row(f"[yellow]{shown(name)} (suppressed)[/]", f"{_when(sent_at)}: {shown(reason)}")
     console.print(actions)
 
 

@@ -7,13 +7,21 @@ classifies with (thresholds live in those files, not in the environment).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.store.keys import RESERVED_PREFIXES
+from streams.text import redact_url
 
 if TYPE_CHECKING:
     from streams.core.model import Model
+
+
+#: A Kafka topic name, as Kafka itself allows them (the names are also part of Redis key names).
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
 class Settings(BaseSettings):
@@ -22,15 +30,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
 
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
-    redis_url: str = Field("redis://localhost:6379/0")
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="The state store, e.g. redis://[[user]:password@]host:6379/0 (secret: never printed).",
+    )
     key_prefix: str = Field(
-        "journey", description="Prefix of every Redis key, so several deployments can share a Redis."
+        "journey",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Prefix of every Redis key, so several deployments can share a Redis: letters, digits, "
+        "`_ . -`, no `:` (one deployment's prefix must never be the start of another's keys).",
     )
 
-    topic_touchpoints: str = "journey.touchpoints"
-    topic_type_changes: str = "journey.type-changes"
-    topic_nurture_actions: str = "journey.nurture-actions"
-    topic_dead_letter: str = "journey.dead-letter"
+    topic_touchpoints: TopicName = "journey.touchpoints"
+    topic_type_changes: TopicName = "journey.type-changes"
+    topic_nurture_actions: TopicName = "journey.nurture-actions"
+    topic_dead_letter: TopicName = "journey.dead-letter"
     partitions: PositiveInt = Field(8, description="Partitions of the input topic (outputs get the same).")
     replication_factor: PositiveInt = 1
 
@@ -70,6 +84,28 @@ class Settings(BaseSettings):
     dedupe_window: PositiveInt = Field(
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _not_reserved(cls, prefix: str) -> str:
+        if prefix in RESERVED_PREFIXES:
+            raise ValueError(f"{prefix!r} is reserved for the keys of `journey replay --redis`; choose another prefix")
+        return prefix
+
+    @property
+    def redis_dsn(self) -> str:
+        """The Redis URL itself, password included: for building clients only, never for printing."""
+        return self.redis_url.get_secret_value()
+
+    @property
+    def redis_shown(self) -> str:
+        """The Redis URL without its password: for logs and messages."""
+        return redact_url(self.redis_dsn)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value these settings hold, for the log filter to redact wherever it appears."""
+        password = urlsplit(self.redis_dsn).password
+        return tuple(s for s in (self.redis_dsn, password) if s)
 
     def load_model(self) -> Model:
         """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""

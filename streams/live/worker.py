@@ -19,7 +19,6 @@ import signal
 import socket
 import time
 
-import redis.asyncio as aioredis
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -33,8 +32,10 @@ from streams.kafka.topics import ensure_topics
 from streams.live.collector import YoungCollector
 from streams.live.processor import Processor
 from streams.live.retry import retrying
+from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
+from streams.store import clients as redis_clients
 
 log = logging.getLogger("streams.live.worker")
 #: How often applied offsets are committed to Kafka. Redis holds the exact applied offset of each
@@ -70,7 +71,7 @@ class Worker:
         self._to_commit: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
         self.collector = YoungCollector()
-        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
+        self.redis = redis_clients.async_client(settings, socket_timeout=30, health_check_interval=10)
         self.producer = clients.worker_producer(settings)
         self.consumer = clients.worker_consumer(settings)
         self.publisher = BatchPublisher(self.producer)
@@ -104,7 +105,7 @@ class Worker:
             "worker started: group %s, input %s, Redis %s, clock %s",
             s.consumer_group,
             s.topic_touchpoints,
-            s.redis_url,
+            s.redis_shown,
             s.clock,
         )
 
@@ -185,10 +186,8 @@ class Worker:
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
     """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate stops it before it consumes."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-    )
     settings = settings or Settings()
+    setup_logging(loglevel, settings.secrets())
     try:
         model = settings.load_model()
     except (RulesError, PlaybookError) as exc:

@@ -27,6 +27,8 @@ from streams.local import sample
 from streams.local.stack import LocalStack
 from streams.settings import Settings
 from streams.store import JourneyStore
+from streams.store import clients as redis_clients
+from streams.text import shown
 
 DEMO_ENV = {
     "JOURNEY_CLOCK": "event",
@@ -123,8 +125,8 @@ class Watcher:
             if not self.quiet:
                 ev = ", ".join(f"{k}={v}" for k, v in msg["reason"]["evidence"].items() if v is not None)
                 self.console.print(
-                    f"[dim]{msg['at'][:10]}[/] {customer}  [bold]{what}[/]"
-                    f"  [dim]{msg['reason']['rule']}: {ev} (cause {msg['caused_by']})[/]"
+                    f"[dim]{shown(msg['at'][:10])}[/] {shown(customer)}  [bold]{shown(what)}[/]"
+                    f"  [dim]{shown(msg['reason']['rule'])}: {shown(ev)} (cause {shown(msg['caused_by'])})[/]"
                 )
             for action in self.waiting.pop(msg["change_id"], []):
                 self._print_action(action)
@@ -140,13 +142,15 @@ class Watcher:
         elif topic == s.topic_dead_letter:
             self.dead[msg["error"][:70]] += 1
             self.console.print(
-                f"[red]✗ dead-letter[/] partition {msg['source_partition']} offset {msg['source_offset']}: {msg['error'][:120]}"
+                f"[red]✗ dead-letter[/] partition {msg['source_partition']} offset {msg['source_offset']}: "
+                f"{shown(msg['error'][:120])}"
             )
 
     def _print_action(self, msg: dict) -> None:
         if not self.quiet:
             self.console.print(
-                f"    [green]↳ {msg['customer_id']}: {msg['action']}[/] via {msg['channel']} ({msg['priority']})"
+                f"    [green]↳ {shown(msg['customer_id'])}: {shown(msg['action'])}[/] via {shown(msg['channel'])} "
+                f"({shown(msg['priority'])})"
             )
 
     def summary(self, produced: int, elapsed: float) -> None:
@@ -154,7 +158,7 @@ class Watcher:
         table.add_column("type")
         table.add_column("customers", justify="right")
         for kind, n in Counter(self.lifecycle.values()).most_common():
-            table.add_row(kind, str(n))
+            table.add_row(shown(kind), str(n))
         self.console.print(table)
         traits = Table(title="Customers per trait (now)")
         traits.add_column("trait")
@@ -163,7 +167,7 @@ class Watcher:
         held = Counter(t for ts in self.traits.values() for t in ts)
         for trait in sorted({t for _, t in self.trait_moves}, key=lambda t: -held[t]):
             traits.add_row(
-                trait,
+                shown(trait),
                 str(held[trait]),
                 f"{self.trait_moves[('added', trait)]} / {self.trait_moves[('cleared', trait)]}",
             )
@@ -172,19 +176,19 @@ class Watcher:
         moves.add_column("from → to")
         moves.add_column("changes", justify="right")
         for (a, b), n in sorted(self.transitions.items(), key=lambda kv: -kv[1]):
-            moves.add_row(f"{a} → {b}", str(n))
+            moves.add_row(shown(f"{a} → {b}"), str(n))
         self.console.print(moves)
         acts = Table(title="Nurture actions")
         acts.add_column("action")
         acts.add_column("sent", justify="right")
         for name, n in self.actions.most_common():
-            acts.add_row(name, str(n))
+            acts.add_row(shown(name), str(n))
         self.console.print(acts)
         dead = Table(title=f"Dead-lettered events: {sum(self.dead.values())}")
         dead.add_column("error")
         dead.add_column("events", justify="right")
         for err, n in self.dead.most_common():
-            dead.add_row(err, str(n))
+            dead.add_row(shown(err), str(n))
         self.console.print(dead)
         self.console.print(
             f"{produced} events in, {sum(self.transitions.values()) + sum(self.trait_moves.values())} changes and "
@@ -202,7 +206,7 @@ async def feed_and_watch(
     topics = [settings.topic_type_changes, settings.topic_nurture_actions, settings.topic_dead_letter]
     consumer = clients.consumer(settings, *topics, auto_offset_reset="earliest")
     producer = clients.producer(settings, linger_ms=5)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = redis_clients.async_client(settings)
     watcher = Watcher(console, settings, quiet)
     await consumer.start()
     await producer.start()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from streams.kafka.topics import input_partitions
 from streams.settings import Settings
-from streams.store import JourneyStore
+from streams.store import JourneyStore, clients
 
 
 async def advance_event_clock(
@@ -23,7 +21,7 @@ async def advance_event_clock(
     """
     if partitions is None:
         partitions = await input_partitions(settings)
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = clients.async_client(settings)
     try:
         store = JourneyStore.for_settings(client, settings)
         return await store.advance_clock(sorted(partitions), until)

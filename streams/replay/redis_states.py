@@ -14,15 +14,19 @@ from collections.abc import Iterable, Iterator, MutableMapping
 import redis
 
 from streams.core import CustomerState
-from streams.store.keys import REPLAY_STATES
+from streams.store.keys import REPLAY_INDEX, REPLAY_STATES
 
 DEFAULT_PREFIX = REPLAY_STATES
+DEFAULT_INDEX = REPLAY_INDEX
 
 
 class RedisStates(MutableMapping[str, CustomerState]):
     """`MutableMapping[customer id, CustomerState]` over Redis keys `<prefix><customer id>`.
 
-    Assumes it is the only writer under its prefix (it clears the prefix when created with
+    Every key it writes is recorded in the set `index` (in the same round trip), and only those
+    keys are ever read back as a whole, cleared or deleted: a key under the prefix that a replay
+    did not write (another tool's, or a deployment's) is never touched. It assumes it is the only
+    replay writing under its prefix (it clears what earlier replays wrote when created with
     `clear=True`), so a key it never wrote and did not find in a batch load is known absent.
     """
 
@@ -30,11 +34,12 @@ class RedisStates(MutableMapping[str, CustomerState]):
         self,
         client: redis.Redis,
         prefix: str = DEFAULT_PREFIX,
+        index: str = DEFAULT_INDEX,
         capacity: int = 50_000,
         batch: int = 2_000,
         clear: bool = True,
     ) -> None:
-        self.client, self.prefix = client, prefix
+        self.client, self.prefix, self.index = client, prefix, index
         self.capacity = max(capacity, 16)
         self.batch = max(1, min(batch, self.capacity // 8))  # a batch never crowds out the rest
         self._cache: dict[str, CustomerState] = {}  # insertion order = eviction order
@@ -89,7 +94,10 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def _store(self, customer_ids: list[str]) -> None:
         for start in range(0, len(customer_ids), self.batch):
             ids = customer_ids[start : start + self.batch]
-            self.client.mset({self.prefix + cid: self._cache[cid].to_json() for cid in ids})
+            pipe = self.client.pipeline(transaction=False)
+            pipe.mset({self.prefix + cid: self._cache[cid].to_json() for cid in ids})
+            pipe.sadd(self.index, *ids)
+            pipe.execute()
             self.round_trips += 1
             self._dirty.difference_update(ids)
 
@@ -113,19 +121,27 @@ class RedisStates(MutableMapping[str, CustomerState]):
         self._store([cid for cid in self._cache if cid in self._dirty])
 
     def clear_prefix(self) -> None:
-        """Remove every state under the prefix: a replay starts from no state."""
-        for keys in _chunks(self.client.scan_iter(match=_glob(self.prefix) + "*", count=1000), 1000):
-            self.client.unlink(*keys)
+        """Remove every state an earlier replay wrote (the index says which): a replay starts from no state."""
+        for ids in _chunks(self._written(), 1000):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.unlink(*(self.prefix + cid for cid in ids))
+            pipe.srem(self.index, *ids)
+            pipe.execute()
             self.round_trips += 1
         self._cache.clear()
         self._dirty.clear()
 
+    def _written(self) -> Iterator[str]:
+        """The ids of the states this replay's index records (a SCAN of the set, never of the keyspace)."""
+        for member in self.client.sscan_iter(self.index, count=1000):
+            yield member.decode() if isinstance(member, bytes) else member
+
     def iter_states(self) -> Iterator[CustomerState]:
         """Every state in Redis, a batch at a time (after a flush)."""
         self.flush()
-        for keys in _chunks(self.client.scan_iter(match=_glob(self.prefix) + "*", count=1000), self.batch):
+        for ids in _chunks(self._written(), self.batch):
             self.round_trips += 1
-            for raw in self.client.mget(keys):
+            for raw in self.client.mget([self.prefix + cid for cid in ids]):
                 if raw is not None:
                     yield CustomerState.from_json(raw)
 
@@ -164,22 +180,19 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def __delitem__(self, customer_id: str) -> None:
         self._cache.pop(customer_id, None)
         self._dirty.discard(customer_id)
-        if not self.client.delete(self.prefix + customer_id):
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(self.prefix + customer_id)
+        pipe.srem(self.index, customer_id)
+        deleted, _ = pipe.execute()
+        if not deleted:
             raise KeyError(customer_id)
 
     def __iter__(self) -> Iterator[str]:
         self.flush()
-        cut = len(self.prefix)
-        for key in self.client.scan_iter(match=_glob(self.prefix) + "*", count=1000):
-            yield key.decode()[cut:]
+        yield from self._written()
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-def _glob(prefix: str) -> str:
-    """The prefix with Redis glob characters escaped."""
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in prefix)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -10,15 +10,20 @@ With P the configured key prefix and T the input topic:
     P:outbox:T:<partition>   list: messages written with the state, not yet acknowledged by Kafka
     P:stats:<host>:<pid>     hash: one worker process's counters, refreshed every second
 
-The offline replay's `--redis` keeps its states under `replay:c:<customer id>` (`REPLAY_STATES`).
+The offline replay's `--redis` keeps its states under `replay:c:<customer id>` (`REPLAY_STATES`) and
+the ids it wrote in the set `replay:index` (`REPLAY_INDEX`): it clears only what that set names.
+`replay` is therefore no deployment's prefix (`RESERVED_PREFIXES`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Where `journey replay --redis` keeps its states (a prefix of its own, cleared at the start of a replay).
+#: Where `journey replay --redis` keeps its states, and the set of the ids it wrote there.
 REPLAY_STATES = "replay:c:"
+REPLAY_INDEX = "replay:index"
+#: Prefixes a deployment may not use: the replay's keys live under them.
+RESERVED_PREFIXES = frozenset({"replay"})
 
 
 @dataclass(frozen=True, slots=True)

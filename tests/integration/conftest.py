@@ -51,7 +51,7 @@ class Deployment:
         self.env = local_env(stack, **{**names, **overrides})
         self.settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in self.env.items()})
         asyncio.run(ensure_topics(self.settings))
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.redis = redis.Redis.from_url(self.settings.redis_dsn)
         self.workers = []
         # Next offset of each input partition, from the produce acknowledgements: Tansu's ListOffsets
         # answers the base offset of a partition's last record batch + 1, which falls short.

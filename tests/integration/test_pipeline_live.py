@@ -95,7 +95,7 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
 
     # `journey explain alice` tells it back: her types, the rules that hold, her changes, sent and suppressed
-    env = {"JOURNEY_REDIS_URL": d.settings.redis_url, "JOURNEY_KEY_PREFIX": d.settings.key_prefix, "COLUMNS": "240"}
+    env = {"JOURNEY_REDIS_URL": d.settings.redis_dsn, "JOURNEY_KEY_PREFIX": d.settings.key_prefix, "COLUMNS": "240"}
     result = CliRunner().invoke(main, ["explain", "alice"], env=env)
     assert result.exit_code == 0, result.output
     text = result.output

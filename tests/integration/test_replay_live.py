@@ -158,7 +158,7 @@ def test_a_batch_that_read_the_mark_before_an_advance_does_not_move_the_clock_ba
     earlier = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 
     async def scenario():
-        client = aioredis.Redis.from_url(d.settings.redis_url)
+        client = aioredis.Redis.from_url(d.settings.redis_dsn)
         store = JourneyStore(client, d.settings.key_prefix, d.settings.topic_touchpoints)
         try:
             marks, _ = await store.load([0], [])  # the batch reads the mark (no offset, no clock yet)

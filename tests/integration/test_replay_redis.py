@@ -39,3 +39,21 @@ def test_replay_with_states_in_redis_gives_the_in_memory_outputs(stack, tmp_path
         assert len(list(client.scan_iter(match="replay:c:*"))) == memory.customers
     finally:
         client.close()
+
+
+def test_replay_with_redis_clears_only_the_keys_it_wrote(stack, tmp_path):
+    """A key under the replay's prefix that no replay wrote (another tool's) survives `--redis`, twice over."""
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        client.set("replay:c:not-ours", b"kept")
+        client.set("replay-other:c:x", b"kept")
+        first = replay(SAMPLE_FILE, tmp_path / "one", redis_url=stack.redis_url, redis_cache=150)
+        second = replay(SAMPLE_FILE, tmp_path / "two", redis_url=stack.redis_url, redis_cache=150)
+        assert client.get("replay:c:not-ours") == b"kept"
+        assert client.get("replay-other:c:x") == b"kept"
+        # the second run started from no state (what the first wrote was cleared), and counted no foreign key
+        assert second.summary() == first.summary()
+        assert client.scard("replay:index") == first.customers
+    finally:
+        client.delete("replay:c:not-ours", "replay-other:c:x")
+        client.close()

@@ -264,7 +264,7 @@ def test_kafka_is_a_single_kraft_node_without_topic_auto_creation(compose):
 
 
 def test_redis_url_is_the_redis_service(compose):
-    url = urlparse(_settings_from(compose).redis_url)
+    url = urlparse(_settings_from(compose).redis_dsn)
     assert url.scheme == "redis"
     assert url.hostname == "redis" and url.hostname in compose["services"]
     redis_argv = argv(service(compose, "redis")["command"])
