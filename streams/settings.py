@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.store.keys import RESERVED_PREFIXES
@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"),
         description="The state store, e.g. redis://[[user]:password@]host:6379/0 (secret: never printed).",
+    )
+    redis_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the Redis server's certificate (with a rediss:// URL)."
+    )
+    redis_ssl_certfile: Path | None = Field(
+        None, description="Client certificate, when Redis requires one (mutual TLS)."
+    )
+    redis_ssl_keyfile: Path | None = Field(None, description="The client certificate's private key.")
+    redis_ssl_check_hostname: bool = Field(
+        True, description="Check that the Redis server's certificate names the host in the URL (unsafe to turn off)."
     )
     key_prefix: str = Field(
         "journey",
@@ -84,6 +94,18 @@ class Settings(BaseSettings):
     dedupe_window: PositiveInt = Field(
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
+
+    @model_validator(mode="after")
+    def _redis_tls_consistent(self) -> Settings:
+        tls_files = [f for f in (self.redis_ssl_cafile, self.redis_ssl_certfile, self.redis_ssl_keyfile) if f]
+        if tls_files and urlsplit(self.redis_dsn).scheme != "rediss":
+            raise ValueError("JOURNEY_REDIS_SSL_* files are set but JOURNEY_REDIS_URL is not a rediss:// URL")
+        if bool(self.redis_ssl_certfile) != bool(self.redis_ssl_keyfile):
+            raise ValueError("JOURNEY_REDIS_SSL_CERTFILE and JOURNEY_REDIS_SSL_KEYFILE go together (mutual TLS)")
+        for path in tls_files:
+            if not path.is_file():
+                raise ValueError(f"{path} does not exist or is not a file")
+        return self
 
     @field_validator("key_prefix")
     @classmethod

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.core.state import CustomerState
@@ -19,6 +18,7 @@ from streams.kafka.topics import ensure_topics
 from streams.local.demo import local_env, start_worker, stop_worker
 from streams.local.stack import LocalStack
 from streams.settings import Settings
+from streams.store import clients as redis_clients
 
 _names = itertools.count()
 
@@ -51,7 +51,7 @@ class Deployment:
         self.env = local_env(stack, **{**names, **overrides})
         self.settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in self.env.items()})
         asyncio.run(ensure_topics(self.settings))
-        self.redis = redis.Redis.from_url(self.settings.redis_dsn)
+        self.redis = redis_clients.sync_client(self.settings)
         self.workers = []
         # Next offset of each input partition, from the produce acknowledgements: Tansu's ListOffsets
         # answers the base offset of a partition's last record batch + 1, which falls short.
