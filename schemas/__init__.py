@@ -1,5 +1,7 @@
 """pydantic models of every message on every topic; `python -m schemas` rewrites `schemas/json/`."""
 
+from pydantic import BaseModel
+
 from schemas.outputs import DeadLetter, Dimension, NurtureAction, Priority, Reason, TypeChange
 from schemas.touchpoint import (
     STAGE_OF,
@@ -12,7 +14,7 @@ from schemas.touchpoint import (
 )
 
 #: Every message model, by the file name of its JSON Schema.
-MESSAGE_MODELS = {
+MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "touchpoint-event": TouchpointEvent,
     "type-change": TypeChange,
     "nurture-action": NurtureAction,

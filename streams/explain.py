@@ -17,6 +17,7 @@ from rich.table import Table
 
 from streams.core.model import Model
 from streams.core.rules.signals import CATALOGUE
+from streams.core.rules.spec import TraitRule
 from streams.core.state import CustomerState
 from streams.text import shown
 
@@ -97,7 +98,7 @@ def render_types(console: Console, model: Model, signals: bool = False) -> None:
         for rule in section:
             name = rule.type if rule.enabled else f"{rule.type} [dim](disabled)[/]"
             condition = rule.when.describe()
-            if getattr(rule, "clear_when", None) is not None:
+            if isinstance(rule, TraitRule) and rule.clear_when is not None:
                 condition += "\ncleared when: " + rule.clear_when.describe()
             acts = [
                 f"{a} ({playbook.actions[a].kind.value}, {playbook.actions[a].channel}, "

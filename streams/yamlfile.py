@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 #: The error type of messages worded by our own validators (see `custom_error`).
 CUSTOM = "worded"
@@ -30,15 +30,11 @@ def custom_error(detail: str, at: str | None = None) -> PydanticCustomError:
 def shown(value: Any) -> str:
     if value is None:
         return "nothing"
-    for kind, name in (
-        (bool, "true/false"),
-        (str, "text"),
-        (int | float, "number"),
-        (list, "a list"),
-        (dict, "a mapping"),
-    ):
+    if isinstance(value, list | dict):
+        return f"{'a list' if isinstance(value, list) else 'a mapping'} {list(value)!r}"[:80]
+    for kind, name in ((bool, "true/false"), (str, "text"), (int | float, "number")):
         if isinstance(value, kind):
-            return f"{name} {value!r}" if name not in ("a list", "a mapping") else f"{name} {list(value)!r}"[:80]
+            return f"{name} {value!r}"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -144,7 +140,7 @@ def _fields_at(model: Any, loc: tuple) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _explain(model: type[BaseModel], error: dict, loc: tuple) -> str:
+def _explain(model: type[BaseModel], error: ErrorDetails, loc: tuple) -> str:
     kind = error["type"]
     if kind == CUSTOM:
         return error["ctx"]["detail"]

@@ -204,9 +204,11 @@ def _judge(
     rule, added, dropped = judge(state, now, state.traits)
     if state.traits and not rules.trait_names.issuperset(state.traits):
         dropped += rules.undefined_traits(state.traits)
-    values = (
-        rules.values(state, now) if added or dropped or (rule is not None and rule.type != state.lifecycle) else None
-    )
+    if not (added or dropped or (rule is not None and rule.type != state.lifecycle)):
+        if state.checked_at is None or now > state.checked_at:
+            state.checked_at = now
+        return  # nothing changed, so no evidence to gather
+    values = rules.values(state, now)
     entered: list[TypeChange] = []
     if rule is not None and rule.type != state.lifecycle:
         reason = _reason(rule=f"lifecycle.{rule.type}", evidence=rules.evidence(rule, values))

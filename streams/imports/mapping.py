@@ -178,7 +178,10 @@ class KindSpec(_Strict):
 
     @property
     def kinds(self) -> set[Touchpoint]:
-        return {self.constant} if self.constant is not None else set(self.map.values())
+        if self.constant is not None:
+            return {self.constant}
+        assert self.map is not None  # `_consistent`: without a constant there is a column with a map
+        return set(self.map.values())
 
 
 class ScoreSpec(_Strict):
@@ -354,7 +357,8 @@ class _Lines:
 
     def __init__(self, fh: Any, encoding: str, counts: ImportCounts) -> None:
         self.fh, self.encoding, self.counts = fh, encoding, counts
-        self.line, self.pending, self.undecodable = 0, [], False
+        self.line, self.undecodable = 0, False
+        self.pending: list[str] = []
 
     def __iter__(self) -> _Lines:
         return self
@@ -397,6 +401,7 @@ def _csv_rows(lines: _Lines, mapping: Mapping, source: str) -> Iterator[Row]:
         raise MappingError(f"{source} line 1: the header is {problem.detail} (set `encoding`)")
     index = _header_index(header, mapping, source)
     while True:
+        row: list[str] | _Reject
         try:
             row = next(reader)
         except StopIteration:
@@ -404,8 +409,10 @@ def _csv_rows(lines: _Lines, mapping: Mapping, source: str) -> Iterator[Row]:
         except csv.Error as exc:
             row = _Reject("row not CSV", str(exc))
         line, raw, problem = lines.take()
-        if problem is not None or isinstance(row, _Reject):
-            yield line, raw, None, problem or row
+        if problem is not None:
+            yield line, raw, None, problem
+        elif isinstance(row, _Reject):
+            yield line, raw, None, row
         elif not any(cell.strip() for cell in row):
             continue  # a blank line carries nothing to map
         elif len(row) != len(header):
@@ -482,6 +489,7 @@ Get = Callable[[str], Any]
 def _value(spec: Value, get: Get) -> Any:
     if spec.constant is not None:
         return spec.constant
+    assert spec.column is not None  # `_one_source`: a column or a constant, never neither
     value = get(spec.column)
     return spec.default if value is None else value
 
@@ -535,6 +543,7 @@ def _time(spec: TimeSpec, get: Get) -> datetime:
 def _kind(spec: KindSpec, get: Get) -> Touchpoint:
     if spec.constant is not None:
         return spec.constant
+    assert spec.column is not None and spec.map is not None  # `_consistent`: no constant, so a column and its map
     value, where = get(spec.column), f"column {spec.column!r}"
     if value is None:
         raise _Reject("kind missing", f"{where} is empty")
@@ -547,6 +556,8 @@ def _kind(spec: KindSpec, get: Get) -> Touchpoint:
 
 
 def _order(m: Mapping, kind: Touchpoint, get: Get) -> dict | None:
+    # Called only with an amount, and `_fits_together` makes an amount come with a currency.
+    assert m.amount is not None and m.currency is not None
     value = _value(m.amount, get)
     if value is None:
         if kind in PAYLOAD_REQUIRED:
@@ -554,6 +565,7 @@ def _order(m: Mapping, kind: Touchpoint, get: Get) -> dict | None:
         return None
     amount = _number(value, "amount", _where(m.amount))
     if m.amount_is_unit_price:
+        assert m.quantity is not None  # `_fits_together`: a unit price needs a quantity
         quantity = _value(m.quantity, get)
         if quantity is None:
             raise _Reject("quantity missing", f"{_where(m.quantity)} is empty (amount is a unit price)")
@@ -662,6 +674,7 @@ def iter_mapped(path: str | Path, mapping: Mapping, counts: ImportCounts | None 
             try:
                 if problem is not None:
                     raise problem
+                assert get is not None  # a row reader gives a cell getter to every row without a problem
                 event = map_row(mapping, get, path.name, line, raw)
             except _Ignored as ignored:
                 counts.ignored += 1

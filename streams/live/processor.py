@@ -191,6 +191,8 @@ class Processor:
                     ]
                     rebuilt = await self._rebuild(cid, earlier)
                     if cid in touched:
+                        # The earlier event that put the customer in `touched` is among `earlier`.
+                        assert rebuilt is not None
                         touched[cid] = rebuilt
                     elif rebuilt is not None:
                         states[cid] = rebuilt

@@ -149,7 +149,8 @@ class Worker:
             await asyncio.sleep(1.0)
             stats = self.processor.stats
             try:
-                await self.redis.hset(self.stats_key, mapping=stats.counters())
+                # redis-py types `mapping` with invariant union keys, so it refuses a valid dict[str, int].
+                await self.redis.hset(self.stats_key, mapping=stats.counters())  # type: ignore[arg-type]
                 await self.redis.expire(self.stats_key, 3600)
             except Exception as exc:  # best effort: the processing path retries on its own
                 log.warning("could not publish stats: %s", exc)
@@ -169,8 +170,8 @@ class Worker:
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if task is not stop and task.exception():
-                    raise task.exception()
+                if task is not stop and (error := task.exception()) is not None:
+                    raise error
         finally:
             log.info("stopping: finishing the batch in flight")
             async with self.batch_lock:

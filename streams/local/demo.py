@@ -256,7 +256,7 @@ def run_demo(customers: int | None = None, quiet: bool = False) -> int:
         with console.status("starting the local Kafka-protocol broker (Tansu) and redis-server…"):
             stack.start()
         env = local_env(stack)
-        settings = Settings(**{k.removeprefix("JOURNEY_").lower(): v for k, v in env.items()})
+        settings = Settings.model_validate({k.removeprefix("JOURNEY_").lower(): v for k, v in env.items()})
         asyncio.run(ensure_topics(settings))
         console.print(f"broker {stack.bootstrap}, Redis {stack.redis_url}, logs in {stack.workdir}")
         worker = start_worker(env, stack.workdir / "worker.log")

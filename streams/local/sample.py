@@ -124,7 +124,7 @@ def generate(customers: int, seed: int = 7, start: datetime = SAMPLE_START, span
         cid = f"cust-{index:06d}"
         country, language = crng.choice(COUNTRIES)
         for n, (at, kind) in enumerate(_journey(index, crng, start, span_days)):
-            event = {
+            event: dict[str, object] = {
                 "event_id": f"{cid}-{n:04d}",
                 "customer_id": cid,
                 "occurred_at": at.isoformat().replace("+00:00", "Z"),

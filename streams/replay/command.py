@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
+from typing import overload
 
 import click
 from rich.console import Console
@@ -21,6 +22,14 @@ from rich.progress import (
 )
 
 from streams.settings import Settings
+
+
+@overload
+def parse_until(until: str) -> datetime: ...
+@overload
+def parse_until(until: None) -> None: ...
+@overload
+def parse_until(until: str | None) -> datetime | None: ...
 
 
 def parse_until(until: str | None) -> datetime | None:
@@ -84,7 +93,7 @@ def replay_command(
 def _model(rules: Path | None, playbook: Path | None):
     """The rules and playbook of the JOURNEY_* settings, or of --rules / --playbook."""
     overrides = {name: path for name, path in (("rules_file", rules), ("playbook_file", playbook)) if path}
-    return Settings(**overrides).load_model()
+    return Settings.model_validate(overrides).load_model()
 
 
 def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str | None, golden_dir: Path | None) -> int:

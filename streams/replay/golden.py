@@ -70,19 +70,19 @@ class GoldenDiff:
         return [c for c in self.customers if c.final_now != c.final_golden]
 
     @property
-    def changed_per_type(self) -> Counter:
+    def changed_per_type(self) -> Counter[str]:
         """Lifecycle type or trait -> customers with a differing step into or out of it."""
-        per_type: Counter = Counter()
+        per_type: Counter[str] = Counter()
         for c in self.customers:
             per_type.update({t for s in c.added + c.removed for t in _types_of(s.line) if t})
         return per_type
 
     @property
-    def actions_added(self) -> Counter:
+    def actions_added(self) -> Counter[str]:
         return Counter(a.action for a in self.actions if a.added)
 
     @property
-    def actions_removed(self) -> Counter:
+    def actions_removed(self) -> Counter[str]:
         return Counter(a.action for a in self.actions if not a.added)
 
     def lines(self, limit: int | None = None) -> list[str]:
@@ -126,11 +126,11 @@ class GoldenDiff:
             out.append(
                 "customers per final type (golden → now): " + ", ".join(f"{t} {g} → {n}" for t, (g, n) in moved.items())
             )
-        added, removed = self.actions_added, self.actions_removed
-        if added or removed:
+        sent, unsent = self.actions_added, self.actions_removed
+        if sent or unsent:
             out.append(
-                f"actions: {sum(added.values())} added, {sum(removed.values())} removed ("
-                + ", ".join(f"{name} +{added[name]} -{removed[name]}" for name in sorted(added | removed))
+                f"actions: {sum(sent.values())} added, {sum(unsent.values())} removed ("
+                + ", ".join(f"{name} +{sent[name]} -{unsent[name]}" for name in sorted(sent | unsent))
                 + ")"
             )
         for name in self.reordered_files:

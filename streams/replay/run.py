@@ -117,7 +117,7 @@ def run_replay(
             store.client.close()
     report.elapsed_s = time.perf_counter() - started
     if report.out_dir is not None:
-        _write_summary(report)
+        _write_summary(report, report.out_dir)
     return report
 
 
@@ -172,11 +172,11 @@ def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisState
         report.store = {"redis_round_trips": store.round_trips, "states_evicted": store.evicted}
 
 
-def _write_summary(report: ReplayReport) -> None:
+def _write_summary(report: ReplayReport, out_dir: Path) -> None:
     from streams.replay.chart import transitions_svg
 
-    (report.out_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n")
-    (report.out_dir / "transitions.svg").write_text(transitions_svg(report.transitions))
+    (out_dir / "summary.json").write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n")
+    (out_dir / "transitions.svg").write_text(transitions_svg(report.transitions))
 
 
 def _chunks(records: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:

@@ -75,7 +75,7 @@ async def replay_to_kafka(
             if ack.offset + 1 > result.end_offsets.get(ack.partition, 0):
                 result.end_offsets[ack.partition] = ack.offset + 1
         result.produced += len(acks)
-        if progress is not None:
+        if progress is not None and task is not None:
             progress.advance(task, len(acks) + skipped)
         pending, skipped = [], 0
 
@@ -92,8 +92,9 @@ async def replay_to_kafka(
             if speedup is not None:
                 ts = event.occurred_ts
                 if first_ts is None:
-                    first_ts = latest_ts = ts
-                latest_ts = max(latest_ts, ts)  # an event older than one already sent is sent at once
+                    first_ts = ts
+                # An event older than one already sent is sent at once.
+                latest_ts = ts if latest_ts is None else max(latest_ts, ts)
                 due = started + (latest_ts - first_ts) / speedup
                 if due > time.monotonic():
                     if (pending or skipped) and due - time.monotonic() > SETTLE_WHEN_AHEAD_S:

@@ -82,7 +82,7 @@ class JourneyStore:
         """The customer's latest type changes (newest first, 20 kept), for `journey explain`."""
         return self.keys.history(customer_id)
 
-    async def history(self, customer_id: str) -> list[bytes]:
+    async def history(self, customer_id: str) -> list[bytes | str]:
         return await self.client.lrange(self.history_key(customer_id), 0, -1)
 
     def state_key(self, customer_id: str) -> str:

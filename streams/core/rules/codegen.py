@@ -73,6 +73,7 @@ class _Emitter:
             return "(" + " and ".join(self.condition(c) for c in cond.all) + ")" if cond.all else "True"
         if cond.any is not None:
             return "(" + " or ".join(self.condition(c) for c in cond.any) + ")" if cond.any else "False"
+        assert cond.not_ is not None  # `Condition._one_form`: neither a comparison, `all` nor `any`, so a `not`
         return f"(not {self.condition(cond.not_)})"
 
 

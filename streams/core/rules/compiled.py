@@ -8,7 +8,7 @@ rule read (its thresholds are in the rule: `journey types`) — built only when 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from streams.core.rules.codegen import Judge, build_judge
@@ -94,8 +94,25 @@ def compile_condition(cond: Condition) -> Test:
             first, second = tests
             return lambda v: first(v) or second(v)
         return lambda v: any(t(v) for t in tests)
+    assert cond.not_ is not None  # `Condition._one_form`: neither a comparison, `all` nor `any`, so a `not`
     inner = compile_condition(cond.not_)
     return lambda v: not inner(v)
+
+
+def _any_of(kinds: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    """The union of what can change each part; None (any event) when one part can change with any."""
+    out: frozenset[str] = frozenset()
+    for kind in kinds:
+        if kind is None:
+            return None
+        out |= kind
+    return out
+
+
+def _written(rule: CompiledRule) -> Condition:
+    """The condition of a rule compiled from the file (only placeholders for undefined traits have none)."""
+    assert rule.condition is not None
+    return rule.condition
 
 
 def signals_of(cond: Condition | None) -> list[str]:
@@ -106,7 +123,7 @@ def signals_of(cond: Condition | None) -> list[str]:
         value = cond.operand(cond.operator)
         return [cond.signal] + ([value.signal] if isinstance(value, SignalRef) else [])
     out: list[str] = []
-    for child in cond.all or cond.any or [cond.not_]:
+    for child in cond.all or cond.any or (cond.not_,):
         out += [s for s in signals_of(child) if s not in out]
     return out
 
@@ -119,7 +136,7 @@ def _age_checks(cond: Condition | None) -> list[tuple[str, str, object]]:
         if CATALOGUE[cond.signal].anchor is not None and cond.operator in ("gte", "gt", "lte", "lt"):
             return [(cond.signal, cond.operator, cond.operand(cond.operator))]
         return []
-    return [check for child in (cond.all or cond.any or [cond.not_]) for check in _age_checks(child)]
+    return [check for child in (cond.all or cond.any or (cond.not_,)) for check in _age_checks(child)]
 
 
 class Rules:
@@ -148,7 +165,7 @@ class Rules:
         # Per age: its anchor and, per threshold, (constant limit or None, scale and base reader, nudge).
         self._ages_by_signal = [
             (
-                CATALOGUE[name].anchor,
+                anchor,
                 tuple(
                     (None, scale(value), CATALOGUE[value.signal].read, nudge)
                     if isinstance(value, SignalRef)
@@ -157,9 +174,10 @@ class Rules:
                 ),
             )
             for name, checks in by_signal.items()
+            if (anchor := CATALOGUE[name].anchor) is not None  # always: `_age_checks` keeps only ages
         ]
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
-        self._windows = [CATALOGUE[name].expiries for name in sorted(windowed)]
+        self._windows = [e for name in sorted(windowed) if (e := CATALOGUE[name].expiries) is not None]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
         self._judges: dict[tuple[tuple[str, ...] | None, bool], Judge | None] = {}
         self._judges_by_rules: dict[tuple[bool, tuple[str, ...]], Judge] = {}
@@ -168,14 +186,12 @@ class Rules:
         # the signals their thresholds scale.
         timed = {name for name in by_signal} | windowed
         timed |= {value.signal for checks in by_signal.values() for value, _ in checks if isinstance(value, SignalRef)}
-        kinds = [CATALOGUE[name].on for name in timed]
-        self._due_on = None if any(k is None for k in kinds) else frozenset().union(*kinds)
+        self._due_on = _any_of(CATALOGUE[name].on for name in timed)
 
     @staticmethod
     def _compile(rule, clear: Condition | None) -> CompiledRule:
         reads = signals_of(rule.when) + [s for s in signals_of(clear) if s not in signals_of(rule.when)]
-        kinds = [CATALOGUE[name].on for name in reads]
-        on = None if any(k is None for k in kinds) else frozenset().union(*kinds)
+        on = _any_of(CATALOGUE[name].on for name in reads)
         return CompiledRule(
             rule.type,
             rule.description,
@@ -229,9 +245,9 @@ class Rules:
             judge = self._judges_by_rules.get(same)
             if judge is None:
                 judge = self._judges_by_rules[same] = build_judge(
-                    [(r, r.condition) for r in self.lifecycle] if judge_lifecycle else None,
+                    [(r, _written(r)) for r in self.lifecycle] if judge_lifecycle else None,
                     self._prospect,
-                    [(r, r.condition, r.clear_condition) for r in traits],
+                    [(r, _written(r), r.clear_condition) for r in traits],
                     self.ctx,
                 )
         self._judges[key] = judge
@@ -290,6 +306,7 @@ class Rules:
                 continue
             for limit, scaled, base, nudge in checks:
                 if limit is None:
+                    assert scaled is not None and base is not None  # a threshold with no constant scales a signal
                     limit = scaled(base(state, after, self.ctx))
                     if limit is None:
                         continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
@@ -189,7 +190,11 @@ class RulesFile(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> RulesFile:
-        for section, rules in (("lifecycle", self.lifecycle), ("traits", self.traits)):
+        sections: tuple[tuple[str, Sequence[LifecycleRule | TraitRule]], ...] = (
+            ("lifecycle", self.lifecycle),
+            ("traits", self.traits),
+        )
+        for section, rules in sections:
             seen = set()
             for i, rule in enumerate(rules):
                 if rule.type in seen:
