@@ -124,12 +124,24 @@ class Deployment:
             time.sleep(0.05)
         raise AssertionError(f"worker stat {name} stayed below {at_least}:\n{self.worker_log()}")
 
-    def read(self, topic: str) -> list[dict]:
+    def read(self, topic: str, timeout: float = 60.0) -> list[dict]:
         """Every message on an output topic so far, decoded.
 
-        Reads past the reported end offsets until a poll comes back empty: Tansu reports the
-        base offset of a partition's last batch + 1, so the last batch lies beyond that "end".
+        Reads past the reported end offsets until three polls in a row come back empty: Tansu
+        reports the base offset of a partition's last batch + 1, so the last batch lies beyond
+        that "end". A broker that never lets the reader reach the end fails the test at `timeout`
+        instead of holding it until the per-test timeout.
         """
+        deadline = time.monotonic() + timeout
+        out: list[dict] = []
+
+        def left_ms() -> int:
+            """What is left of the deadline, for the client calls that would otherwise block without end."""
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"reading {topic} did not reach its end within {timeout:g}s ({len(out)} read)")
+            return max(1, int(left * 1000))
+
         consumer = KafkaConsumer(
             bootstrap_servers=self.stack.bootstrap,
             auto_offset_reset="earliest",
@@ -140,10 +152,18 @@ class Deployment:
             tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            out: list[dict] = []
+            ends = consumer.end_offsets(tps, timeout_ms=left_ms())
+
+            def short_of_the_end() -> bool:
+                for tp in tps:
+                    position = consumer.position(tp, timeout_ms=left_ms())
+                    if position is None or position < ends[tp]:
+                        return True
+                return False
+
             empty_polls = 0
-            while empty_polls < 3 or any(consumer.position(tp) < ends[tp] for tp in tps):
+            while empty_polls < 3 or short_of_the_end():
+                left_ms()  # fails the test once the deadline has passed
                 records = consumer.poll(timeout_ms=300)
                 empty_polls = 0 if records else empty_polls + 1
                 for batch in records.values():

@@ -3,15 +3,19 @@ and applies nothing twice."""
 
 from __future__ import annotations
 
+import re
 import subprocess
-import time
 
 import pytest
+from waiting import wait_until
 
 from streams.local import sample
 from streams.local.stack import _wait_for_port, free_port, redis_binary
 
 pytestmark = pytest.mark.integration
+
+#: What the processor logs when a Redis call fails and it waits to try again (streams/live/retry.py).
+REDIS_RETRY = re.compile(r"Redis .*failed.*retrying")
 
 
 def outputs(deployment) -> tuple[dict, set, set]:
@@ -58,10 +62,13 @@ def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path
         d.wait_caught_up()
         d.redis.close()
 
+        assert not REDIS_RETRY.search(d.worker_log()), "no Redis failure before the outage"
+
         own_redis.terminate()
         own_redis.wait()
         d.produce(events[half:])
-        time.sleep(3)  # the worker now holds a batch it cannot write
+        # Redis comes back only once the worker is retrying: it then holds work it cannot write.
+        wait_until(lambda: REDIS_RETRY.search(d.worker_log()), 60, lambda: f"a Redis retry:\n{d.worker_log()}")
         own_redis = start_redis()
         d.wait_caught_up(timeout=90)
 
@@ -69,7 +76,7 @@ def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path
         reference.start_worker()
         reference.wait_caught_up()
         assert outputs(d) == outputs(reference)
-        assert "Redis" in d.worker_log() and "retrying" in d.worker_log()
+        assert REDIS_RETRY.search(d.worker_log(d.workers[0])), "the worker waited for Redis (and said so)"
     finally:
         own_redis.terminate()
         own_redis.wait()
@@ -84,15 +91,26 @@ def test_a_rebalance_mid_stream_applies_every_event_once(deploy):
     first = shared.start_worker()
     shared.wait_stat(first, "events", half // 5, timeout=90)
     second = shared.start_worker()
-    deadline = time.monotonic() + 60
-    while "assigned partitions: [" not in shared.worker_log(second).replace("assigned partitions: []", ""):
-        assert time.monotonic() < deadline, f"the second worker got no partition:\n{shared.worker_log()}"
-        time.sleep(0.2)
+    wait_until(
+        lambda: "assigned partitions: [" in shared.worker_log(second).replace("assigned partitions: []", ""),
+        60,
+        lambda: f"a partition for the second worker:\n{shared.worker_log()}",
+    )
     shared.produce(events[half:])  # the rest arrives while both workers share the partitions
     shared.wait_caught_up(timeout=120)
-    time.sleep(1.5)  # let the stats hashes catch up
-    assert shared.stat(second, "events") > 0, "the second worker applied nothing: no rebalance was tested"
-    assert shared.stat(first, "events") + shared.stat(second, "events") >= len(events)
+    # Each worker publishes its counters about every second: wait until they account for every event,
+    # some of them applied by the second worker (else no rebalance was tested).
+    wait_until(
+        lambda: (
+            shared.stat(second, "events") > 0
+            and shared.stat(first, "events") + shared.stat(second, "events") >= len(events)
+        ),
+        30,
+        lambda: (
+            f"the workers' stats to count {len(events)} events, some by the second worker (first: "
+            f"{shared.stat(first, 'events')}, second: {shared.stat(second, 'events')}):\n{shared.worker_log()}"
+        ),
+    )
 
     reference = deploy(input_of=shared, JOURNEY_CLOCK="event", JOURNEY_PARTITIONS="4")
     reference.start_worker()

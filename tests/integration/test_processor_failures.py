@@ -14,6 +14,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio as aioredis
 
 from schemas import TouchpointEvent
@@ -24,6 +25,8 @@ from streams.core.playbook.playbook import Playbook
 from streams.live.processor import Processor
 from streams.settings import Settings
 from streams.store import JourneyStore
+
+pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 1, 9, tzinfo=UTC)
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis.asyncio as aioredis
 
 from streams.core import CustomerState
 from streams.store import JourneyStore, PartitionCommit
+
+pytestmark = pytest.mark.integration
 
 CUSTOMERS = 1_203  # over two chunks of 500, and a remainder
 CHANGES_OF_ONE = 1_010  # history entries of one customer in one batch: the latest 20 cross a chunk boundary

@@ -85,7 +85,9 @@ def _window(name: str, doc: str, days: float, keep: Callable[[list], bool]) -> N
 
 def _rhythm(state: CustomerState, ctx: Context) -> float:
     interval = state.mean_purchase_interval
-    return interval / DAY if interval else ctx.first_rhythm_days
+    # None until a second purchase; 0.0 (purchases at one instant) is a rhythm like any other,
+    # which the rules' floors then decide, not "no rhythm yet".
+    return interval / DAY if interval is not None else ctx.first_rhythm_days
 
 
 def _follow_ups(state: CustomerState, now: float) -> int:
