@@ -21,6 +21,11 @@ KEY_HASHES_KEPT = 200_000
 _partitioner = DefaultPartitioner()
 
 
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition every Kafka client's default partitioner picks for this key among `partitions`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class Message(Protocol):
     """What is published: a topic, a key (None: any partition) and a value, all as Kafka takes them."""
 
@@ -65,5 +70,5 @@ class BatchPublisher:
         if hashed is None:
             if len(self._key_hashes) >= KEY_HASHES_KEPT:
                 self._key_hashes.clear()
-            hashed = self._key_hashes[key] = murmur2(key) & 0x7FFFFFFF
+            hashed = self._key_hashes[key] = murmur2(key) & 0x7FFFFFFF  # as `partition_for`, remembered
         return all_partitions[hashed % len(all_partitions)]
