@@ -6,13 +6,33 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from streams.settings import Settings
 
 
-@click.group()
+class _Commands(click.Group):
+    """The `journey` commands; a Kafka that cannot be reached ends any of them with the reason, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from aiokafka.errors import KafkaConnectionError
+
+            from streams.kafka.security import KafkaSetupError
+            from streams.text import printable
+
+            if not isinstance(exc, KafkaSetupError | KafkaConnectionError):
+                raise
+            reason = str(exc).removeprefix("KafkaConnectionError: ")
+            click.echo(f"error: {printable(reason)}", err=True)  # the reason names settings, never their secrets
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Customer-journey stream processor."""
 
@@ -78,8 +98,10 @@ def _settings_or_exit() -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
-            name = "JOURNEY_" + "_".join(str(part) for part in error["loc"]).upper()
-            click.echo(f"{name}: {error['msg']}", err=True)  # never the value: it may be a secret
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                message = "JOURNEY_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
+            click.echo(message, err=True)  # never the value: it may be a secret (checks of several name theirs)
         sys.exit(2)
 
 
