@@ -276,11 +276,13 @@ def explain(settings: Settings, address: str, exc: BaseException, mechanisms: li
         text = str(exc).removeprefix("KafkaConnectionError: ")
         if text.startswith(f"Connection at {address} closed"):
             text = f"the broker at {address} closed the connection while it was being set up"
+            hints = []
             if uses_tls(settings):
-                text += (
-                    " (a broker that wants a client certificate closes like this too: "
-                    "see JOURNEY_KAFKA_SSL_CERTFILE / JOURNEY_KAFKA_SSL_KEYFILE)"
-                )
+                hints.append("they want a client certificate (JOURNEY_KAFKA_SSL_CERTFILE / JOURNEY_KAFKA_SSL_KEYFILE)")
+            if mechanism is not None:
+                hints.append(f"they do not offer SASL mechanism {mechanism} (JOURNEY_KAFKA_SASL_MECHANISM)")
+            if hints:
+                text += f"; some brokers do this when {', or when '.join(hints)}"
         return Problem(text, fatal=False)
     if isinstance(exc, OSError):
         return Problem(f"cannot connect to the broker at {address}: {exc.strerror or exc}", fatal=False)

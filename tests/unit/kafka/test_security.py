@@ -313,3 +313,15 @@ def test_a_token_file_problem_is_retried_with_its_reason(tmp_path: Path):
         f"the broker at b:9096 refused the OAUTHBEARER token from {tmp_path / 'token'}: "
         "check that the token file holds a current token for this cluster"
     )
+
+
+def test_a_connection_closed_while_being_set_up_is_retried_with_what_may_cause_it():
+    closed = explain(Settings(**sasl("PLAIN")), "b:9096", KafkaConnectionError("Connection at b:9096 closed"))
+    assert not closed.fatal
+    assert closed.reason == (
+        "the broker at b:9096 closed the connection while it was being set up; some brokers do this when they want "
+        "a client certificate (JOURNEY_KAFKA_SSL_CERTFILE / JOURNEY_KAFKA_SSL_KEYFILE), or when they do not offer "
+        "SASL mechanism PLAIN (JOURNEY_KAFKA_SASL_MECHANISM)"
+    )
+    plain = explain(Settings(), "b:9092", KafkaConnectionError("Connection at b:9092 closed"))
+    assert plain.reason == "the broker at b:9092 closed the connection while it was being set up"
