@@ -325,3 +325,18 @@ def test_a_connection_closed_while_being_set_up_is_retried_with_what_may_cause_i
     )
     plain = explain(Settings(), "b:9092", KafkaConnectionError("Connection at b:9092 closed"))
     assert plain.reason == "the broker at b:9092 closed the connection while it was being set up"
+
+
+def test_replay_to_kafka_with_inconsistent_settings_says_which_without_a_traceback(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event_id":"e1","customer_id":"c1","occurred_at":"2026-01-01T00:00:00Z","stage":"awareness",'
+        '"touchpoint":"page_view","channel":"web"}\n'
+    )
+    result = CliRunner().invoke(
+        main,
+        ["replay", str(events), "--to-kafka"],
+        env={"JOURNEY_KAFKA_SECURITY_PROTOCOL": "SSL", "JOURNEY_KAFKA_SSL_CAFILE": str(tmp_path / "missing.pem")},
+    )
+    assert result.exit_code == 2, result.output
+    assert f"JOURNEY_KAFKA_SSL_CAFILE: no such file: {tmp_path / 'missing.pem'}" in result.output
