@@ -12,7 +12,6 @@ says what happened.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 import struct
 from collections.abc import Awaitable
@@ -30,8 +29,6 @@ from aiokafka.errors import (
 )
 
 from streams.settings import Settings
-
-log = logging.getLogger(__name__)
 
 #: How long the probe waits for one broker; it runs only after a client failed to start.
 PROBE_TIMEOUT_S = 10.0
