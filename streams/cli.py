@@ -6,13 +6,41 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from streams.settings import Settings
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-@click.group()
+
+class _Commands(click.Group):
+    """The `journey` commands; invalid settings, or a Kafka that cannot be reached, end any of them with the
+    reason, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from aiokafka.errors import KafkaConnectionError
+            from pydantic import ValidationError
+
+            from streams.kafka.security import KafkaSetupError
+            from streams.text import printable
+
+            if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+                _echo_settings_errors(exc)  # a command that read Settings() itself
+            elif isinstance(exc, KafkaSetupError | KafkaConnectionError):
+                reason = str(exc).removeprefix("KafkaConnectionError: ")
+                click.echo(f"error: {printable(reason)}", err=True)  # the reason names settings, never their secrets
+            else:
+                raise
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Customer-journey stream processor."""
 
@@ -77,10 +105,16 @@ def _settings_or_exit() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "JOURNEY_" + "_".join(str(part) for part in error["loc"]).upper()
-            click.echo(f"{name}: {error['msg']}", err=True)  # never the value: it may be a secret
+        _echo_settings_errors(exc)
         sys.exit(2)
+
+
+def _echo_settings_errors(exc: ValidationError) -> None:
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            message = "JOURNEY_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
+        click.echo(message, err=True)  # never the value: it may be a secret (checks of several name theirs)
 
 
 def _model_or_exit(settings: Settings):

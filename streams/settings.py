@@ -6,11 +6,21 @@ classifies with (thresholds live in those files, not in the environment).
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.store.keys import RESERVED_PREFIXES
@@ -30,6 +40,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", extra="ignore")
 
     kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    # How every Kafka client authenticates and encrypts (README, "Connecting to a secured Kafka").
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_oauth_token_file: Path | None = Field(
+        None, description="OAUTHBEARER: a file holding the current token, read again for every new connection."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificates (PEM) to verify brokers by; default: the system's."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="The client certificate's private key (PEM).")
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that the broker's certificate is for the name connected to. Off is unsafe."
+    )
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"),
         description="The state store, e.g. redis://[[user]:password@]host:6379/0 (secret: never printed).",
@@ -114,6 +141,33 @@ class Settings(BaseSettings):
             raise ValueError(f"{prefix!r} is reserved for the keys of `journey replay --redis`; choose another prefix")
         return prefix
 
+    @field_validator(
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_sasl_oauth_token_file",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "kafka_ssl_key_password",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """`VAR=` (as compose and Kubernetes pass an unset optional) means unset; the two choices ignore case."""
+        if isinstance(value, str) and not value.strip():
+            return "PLAINTEXT" if info.field_name == "kafka_security_protocol" else None
+        if isinstance(value, str) and info.field_name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+            return value.strip().upper()
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Self:
+        """Refuse, naming the variables, every combination that could only fail (or silently not apply) later."""
+        check_kafka_security(self)
+        return self
+
     @property
     def redis_dsn(self) -> str:
         """The Redis URL itself, password included: for building clients only, never for printing."""
@@ -127,7 +181,10 @@ class Settings(BaseSettings):
     def secrets(self) -> tuple[str, ...]:
         """Every secret value these settings hold, for the log filter to redact wherever it appears."""
         password = urlsplit(self.redis_dsn).password
-        return tuple(s for s in (self.redis_dsn, password) if s)
+        kafka = [
+            secret.get_secret_value() for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret
+        ]
+        return tuple(s for s in (self.redis_dsn, password, *kafka) if s)
 
     def load_model(self) -> Model:
         """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""
@@ -138,3 +195,86 @@ class Settings(BaseSettings):
     @property
     def output_topics(self) -> list[str]:
         return [self.topic_type_changes, self.topic_nurture_actions, self.topic_dead_letter]
+
+
+def check_kafka_security(s: Settings) -> None:
+    """Raise a ValueError naming the JOURNEY_KAFKA_* variables when the security settings cannot work together."""
+    protocol, mechanism = s.kafka_security_protocol, s.kafka_sasl_mechanism
+    where = f"JOURNEY_KAFKA_SECURITY_PROTOCOL={protocol}"
+    sasl_values = {
+        "JOURNEY_KAFKA_SASL_MECHANISM": mechanism,
+        "JOURNEY_KAFKA_SASL_USERNAME": s.kafka_sasl_username,
+        "JOURNEY_KAFKA_SASL_PASSWORD": s.kafka_sasl_password,
+        "JOURNEY_KAFKA_SASL_OAUTH_TOKEN_FILE": s.kafka_sasl_oauth_token_file,
+    }
+    tls_files = {
+        "JOURNEY_KAFKA_SSL_CAFILE": s.kafka_ssl_cafile,
+        "JOURNEY_KAFKA_SSL_CERTFILE": s.kafka_ssl_certfile,
+        "JOURNEY_KAFKA_SSL_KEYFILE": s.kafka_ssl_keyfile,
+        "JOURNEY_KAFKA_SSL_KEY_PASSWORD": s.kafka_ssl_key_password,
+    }
+    if not protocol.startswith("SASL_"):
+        if stray := [name for name, value in sasl_values.items() if value is not None]:
+            raise ValueError(f"{', '.join(stray)} set, but {where} does not use SASL: use SASL_SSL (or SASL_PLAINTEXT)")
+    elif mechanism is None:
+        raise ValueError(
+            f"{where} needs JOURNEY_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
+        )
+    elif mechanism == "OAUTHBEARER":
+        if s.kafka_sasl_oauth_token_file is None:
+            raise ValueError("JOURNEY_KAFKA_SASL_MECHANISM=OAUTHBEARER needs JOURNEY_KAFKA_SASL_OAUTH_TOKEN_FILE")
+        if s.kafka_sasl_username is not None or s.kafka_sasl_password is not None:
+            raise ValueError(
+                "OAUTHBEARER authenticates with the token file, not JOURNEY_KAFKA_SASL_USERNAME / _PASSWORD"
+            )
+    else:
+        missing = [
+            name
+            for name, value in (
+                ("JOURNEY_KAFKA_SASL_USERNAME", s.kafka_sasl_username),
+                ("JOURNEY_KAFKA_SASL_PASSWORD", s.kafka_sasl_password),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"JOURNEY_KAFKA_SASL_MECHANISM={mechanism} needs {' and '.join(missing)}")
+        if s.kafka_sasl_oauth_token_file is not None:
+            raise ValueError(f"JOURNEY_KAFKA_SASL_OAUTH_TOKEN_FILE is only used with OAUTHBEARER, not {mechanism}")
+
+    if not protocol.endswith("SSL"):
+        if stray := [name for name, value in tls_files.items() if value is not None]:
+            raise ValueError(f"{', '.join(stray)} set, but {where} does not use TLS: use SSL or SASL_SSL")
+        return
+    for name, path in tls_files.items():
+        if isinstance(path, Path) and not path.is_file():
+            raise ValueError(f"{name}: no such file: {path}")
+    cert, key = s.kafka_ssl_certfile, s.kafka_ssl_keyfile
+    if s.kafka_ssl_key_password is not None and cert is None:
+        raise ValueError("JOURNEY_KAFKA_SSL_KEY_PASSWORD set without JOURNEY_KAFKA_SSL_CERTFILE (mutual TLS)")
+    if key is not None and cert is None:
+        raise ValueError("JOURNEY_KAFKA_SSL_KEYFILE set without JOURNEY_KAFKA_SSL_CERTFILE (the client certificate)")
+    if cert is not None and key is None and "PRIVATE KEY-----" not in cert.read_text(errors="replace"):
+        raise ValueError(
+            "JOURNEY_KAFKA_SSL_CERTFILE needs JOURNEY_KAFKA_SSL_KEYFILE (its private key), unless the file holds both"
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if s.kafka_ssl_cafile is not None:
+        try:
+            context.load_verify_locations(cafile=s.kafka_ssl_cafile)
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"JOURNEY_KAFKA_SSL_CAFILE: {s.kafka_ssl_cafile} holds no PEM certificate ({exc.reason})"
+            ) from None
+    if cert is not None:
+        password = s.kafka_ssl_key_password.get_secret_value() if s.kafka_ssl_key_password else ""
+        try:  # a password callback always: with none, OpenSSL would prompt on the terminal for an encrypted key
+            context.load_cert_chain(cert, key, password=lambda: password)
+        except ssl.SSLError as exc:
+            key_text = (key or cert).read_text(errors="replace")
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                why = "the key is not the certificate's"
+            elif "ENCRYPTED" in key_text:
+                why = "the key is encrypted: JOURNEY_KAFKA_SSL_KEY_PASSWORD is missing or wrong"
+            else:
+                why = f"not a PEM certificate and private key ({exc.reason or exc})"
+            raise ValueError(f"JOURNEY_KAFKA_SSL_CERTFILE / JOURNEY_KAFKA_SSL_KEYFILE: {why}") from None

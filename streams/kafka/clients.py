@@ -1,7 +1,8 @@
 """Every Kafka client the product builds, made here from the settings.
 
 One place for how the product reaches its brokers, so the worker, topic admin, `replay
---to-kafka`, the demo and the benchmarks all connect alike.
+--to-kafka`, the demo and the benchmarks all connect alike: the same TLS and SASL settings
+(streams/kafka/security.py), and the same account of why a client could not start.
 """
 
 from __future__ import annotations
@@ -11,24 +12,58 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka import security
 from streams.settings import Settings
 
 
 def connection(settings: Settings) -> dict[str, Any]:
-    """The options every client of these settings connects with."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
+    """The options every client of these settings connects with: where, and how (TLS, SASL)."""
+    return {"bootstrap_servers": settings.kafka_bootstrap, **security.options(settings)}
+
+
+class Producer(AIOKafkaProducer):
+    """An aiokafka producer whose failed start says why (`security.started`)."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**connection(settings), **options)
+        self.journey_settings = settings
+
+    async def start(self) -> None:
+        await security.started(self.journey_settings, super().start())
+
+
+class Consumer(AIOKafkaConsumer):
+    """An aiokafka consumer whose failed start says why (`security.started`)."""
+
+    def __init__(self, settings: Settings, *topics: str, **options: Any) -> None:
+        super().__init__(*topics, **connection(settings), **options)
+        self.journey_settings = settings
+
+    async def start(self) -> None:
+        await security.started(self.journey_settings, super().start())
+
+
+class Admin(AIOKafkaAdminClient):
+    """An aiokafka admin client whose failed start says why (`security.started`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(**connection(settings))
+        self.journey_settings = settings
+
+    async def start(self) -> None:
+        await security.started(self.journey_settings, super().start())
 
 
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(**connection(settings), **options)
+    return Producer(settings, **options)
 
 
 def consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(*topics, **connection(settings), **options)
+    return Consumer(settings, *topics, **options)
 
 
 def admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**connection(settings))
+    return Admin(settings)
 
 
 def worker_producer(settings: Settings) -> AIOKafkaProducer:

@@ -13,7 +13,8 @@ from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Failures that pass when the service comes back.
+#: Failures that pass when the service comes back. Not among them: `KafkaSetupError` (TLS or SASL
+#: refused, streams/kafka/security.py), which only a change of settings fixes, so it ends the wait.
 TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, KafkaError, OSError, asyncio.TimeoutError)
 
 

@@ -28,6 +28,7 @@ from streams.core.playbook.playbook import PlaybookError
 from streams.core.rules.compiled import RulesError
 from streams.kafka import clients
 from streams.kafka.publish import BatchPublisher
+from streams.kafka.security import KafkaSetupError
 from streams.kafka.topics import ensure_topics
 from streams.live.collector import YoungCollector
 from streams.live.processor import Processor
@@ -186,7 +187,8 @@ class Worker:
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
-    """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate stops it before it consumes."""
+    """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate, or a Kafka that refuses
+    the TLS or SASL settings, stops it (exit code 2) before it consumes."""
     settings = settings or Settings()
     setup_logging(loglevel, settings.secrets())
     try:
@@ -204,6 +206,17 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     )
 
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop
-        await Worker(settings, model).run()
+        worker = Worker(settings, model)
+        try:
+            await worker.run()
+        except KafkaSetupError:  # closed, so that their "unclosed" complaints do not bury the reason
+            await worker.consumer.stop()
+            await worker.producer.stop()
+            await worker.redis.aclose()
+            raise
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KafkaSetupError as exc:  # TLS or credentials refused: retrying would only hide it
+        log.error("not starting: %s", exc)
+        raise SystemExit(2) from None

@@ -39,10 +39,30 @@ DEMO_ENV = {
 }
 
 
+#: The local broker speaks plaintext: Kafka security settings of the caller's environment must not reach it.
+LOCAL_KAFKA_SECURITY = {
+    "JOURNEY_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    **dict.fromkeys(
+        (
+            "JOURNEY_KAFKA_SASL_MECHANISM",
+            "JOURNEY_KAFKA_SASL_USERNAME",
+            "JOURNEY_KAFKA_SASL_PASSWORD",
+            "JOURNEY_KAFKA_SASL_OAUTH_TOKEN_FILE",
+            "JOURNEY_KAFKA_SSL_CAFILE",
+            "JOURNEY_KAFKA_SSL_CERTFILE",
+            "JOURNEY_KAFKA_SSL_KEYFILE",
+            "JOURNEY_KAFKA_SSL_KEY_PASSWORD",
+        ),
+        "",  # empty: unset
+    ),
+}
+
+
 def local_env(stack: LocalStack, **extra: str) -> dict[str, str]:
     """The JOURNEY_* settings that point a worker at the local stack, quick to join its group."""
     return {
         **DEMO_ENV,
+        **LOCAL_KAFKA_SECURITY,
         "JOURNEY_KAFKA_BOOTSTRAP": stack.bootstrap,
         "JOURNEY_REDIS_URL": stack.redis_url,
         **extra,

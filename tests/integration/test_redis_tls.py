@@ -41,13 +41,13 @@ def _tls_redis_binary() -> str:
 def tls_redis(tmp_path):
     """A redis-server that speaks only TLS, requires client certificates, and has an ACL user `journey`."""
     ca = CertificateAuthority(tmp_path / "ca")
-    server = ca.issue("redis-server")
+    server = ca.issue("redis-server", hosts=["localhost", "127.0.0.1"])
     port = _free_port()
     argv = [
         _tls_redis_binary(),
         "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
         "--tls-cert-file", str(server.cert), "--tls-key-file", str(server.key),
-        "--tls-ca-cert-file", str(ca.pem.cert), "--tls-auth-clients", "yes",
+        "--tls-ca-cert-file", str(ca.cert), "--tls-auth-clients", "yes",
         "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
         "--user", "default", "off",
         # the ACL the README documents for a deployment with prefix `tls`
@@ -77,7 +77,7 @@ def _settings(ca: CertificateAuthority, port: int, password: str = PASSWORD, caf
     client = ca.issue("journey-worker", client=True)
     return Settings(
         redis_url=f"rediss://journey:{password}@localhost:{port}/0",
-        redis_ssl_cafile=cafile or ca.pem.cert,
+        redis_ssl_cafile=cafile or ca.cert,
         redis_ssl_certfile=client.cert,
         redis_ssl_keyfile=client.key,
         key_prefix="tls",
@@ -112,7 +112,7 @@ def test_a_server_signed_by_another_ca_is_refused(tls_redis, tmp_path):
     ca, port = tls_redis
     other = CertificateAuthority(tmp_path / "other", name="some other CA")
     with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
-        asyncio.run(_commit_and_read(_settings(ca, port, cafile=other.pem.cert)))
+        asyncio.run(_commit_and_read(_settings(ca, port, cafile=other.cert)))
 
 
 def test_a_wrong_password_is_an_authentication_error(tls_redis):
@@ -124,6 +124,6 @@ def test_a_wrong_password_is_an_authentication_error(tls_redis):
 def test_tls_files_need_a_rediss_url(tmp_path):
     ca = CertificateAuthority(tmp_path / "ca")
     with pytest.raises(ValueError, match="rediss://"):
-        Settings(redis_url="redis://localhost:6379/0", redis_ssl_cafile=ca.pem.cert)
+        Settings(redis_url="redis://localhost:6379/0", redis_ssl_cafile=ca.cert)
     with pytest.raises(ValueError, match="go together"):
-        Settings(redis_url="rediss://localhost:6380/0", redis_ssl_certfile=ca.pem.cert)
+        Settings(redis_url="rediss://localhost:6380/0", redis_ssl_certfile=ca.cert)
