@@ -7,10 +7,13 @@ classifies with (thresholds live in those files, not in the environment).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, Field, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.currencies import check_currency
+from schemas.touchpoint import MAX_AMOUNT
 
 if TYPE_CHECKING:
     from streams.core.model import Model
@@ -70,12 +73,29 @@ class Settings(BaseSettings):
     dedupe_window: PositiveInt = Field(
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
+    currency: Annotated[str, AfterValidator(check_currency)] = Field(
+        "EUR", description="The currency (ISO 4217) the state keeps spend in; orders in another are converted."
+    )
+    currency_rates_file: Path | None = Field(
+        None,
+        description="Rates into `currency` (YAML); an order in a currency it does not list is dead-lettered. "
+        "Default: none (only orders in `currency` are taken).",
+    )
+    max_order_amount: float = Field(
+        1_000_000.0,
+        gt=0,
+        le=MAX_AMOUNT,
+        allow_inf_nan=False,
+        description="Largest order amount, in `currency`; larger orders are dead-lettered.",
+    )
 
     def load_model(self) -> Model:
-        """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""
+        """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""
         from streams.core.model import load_model
+        from streams.core.money import load_money
 
-        return load_model(self.rules_file, self.playbook_file, self.dedupe_window)
+        money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
+        return load_model(self.rules_file, self.playbook_file, self.dedupe_window, money)
 
     @property
     def output_topics(self) -> list[str]:
