@@ -16,6 +16,7 @@ checked by the core in the state's currency.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
@@ -39,6 +40,13 @@ SCHEMA_VERSION = 1
 MAX_AMOUNT = 10**15
 #: Longest support wait the format takes: a year, in seconds.
 MAX_WAIT_SECONDS = 365 * 24 * 3600
+#: The event times the format takes, [from, to) as epoch seconds: everything a business records, and far
+#: enough from year 9999 that no due time the rules compute from them (an event's time plus some
+#: multiple of a customer's rhythm) leaves the range a datetime can show. The worker's clock guard
+#: narrows this to what is plausible now.
+OCCURRED_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+OCCURRED_BEFORE = datetime(3000, 1, 1, tzinfo=UTC)
+_FROM_TS, _BEFORE_TS = OCCURRED_FROM.timestamp(), OCCURRED_BEFORE.timestamp()
 #: Ids (customer and event): no control characters; they reach Redis keys, logs and terminals.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
@@ -210,7 +218,9 @@ class TouchpointEvent(BaseModel):
         pattern=ID_PATTERN,
         description="The message key too; no control characters (it is also part of Redis keys and outbox entries).",
     )
-    occurred_at: AwareDatetime = Field(description="Event time, with a timezone offset; naive times are refused.")
+    occurred_at: AwareDatetime = Field(
+        description="Event time, with a timezone offset; naive times are refused. From 1970-01-01 to before 3000-01-01 (UTC)."
+    )
     stage: Stage
     touchpoint: Touchpoint
     channel: str = Field(min_length=1, max_length=64, description="web, app, email, store, phone, social, …")
@@ -240,7 +250,12 @@ class TouchpointEvent(BaseModel):
             )
         # Filled here, where the event is validated anyway: the cached_property's first call (its lock
         # and descriptor) cost the worker about as much again per event. It stays for unvalidated copies.
-        self.__dict__["occurred_ts"] = self.occurred_at.timestamp()
+        ts = self.__dict__["occurred_ts"] = self.occurred_at.timestamp()
+        if not _FROM_TS <= ts < _BEFORE_TS:
+            raise ValueError(
+                f"occurred_at {self.occurred_at.isoformat()} is outside the times the format takes "
+                f"({OCCURRED_FROM.date()} to before {OCCURRED_BEFORE.date()}, UTC)"
+            )
         return self
 
     @cached_property
