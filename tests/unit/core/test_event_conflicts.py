@@ -118,3 +118,72 @@ def test_the_offline_replay_dead_letters_a_conflict_and_counts_the_re_send(tmp_p
     assert (report.records, report.events, report.duplicates, report.dead_letters) == (4, 3, 1, 1)
     changes = [json.loads(line) for line in (tmp_path / "out" / "changes.jsonl").read_text().splitlines()]
     assert {c["caused_by"] for c in changes} <= {"e1", "e2"} and any(c["caused_by"] == "e2" for c in changes)
+
+
+#: For each field of the schema, another valid value (the content fingerprint must change with it).
+OTHER_VALUES = {
+    "occurred_at": "2026-03-02T10:00:00.001Z",
+    "stage": ("post_purchase", "refund"),  # with a kind that belongs to it
+    "touchpoint": "product_view",
+    "channel": "app",
+    "country": "BR",
+    "language": "pt-BR",
+    "segment": "b2c",
+    "payload": {"kind": "order", "amount": 500, "currency": "USD"},
+    "order.amount": 501,
+    "order.currency": "USD",
+    "order.discount": 1,
+    "order.coupon": "SAVE",
+    "order.order_id": "o-2",
+    "score.csat": 4,
+    "score.nps": 9,
+    "score.ces": 2,
+    "score.rating": 5,
+    "score.sentiment": 0.5,
+    "support.topic": "billing",
+    "support.sentiment": -0.5,
+    "support.wait_seconds": 60,
+}
+#: Not content: the same for every event a state compares (the id itself, the customer, the one version).
+NOT_CONTENT = {"event_id", "customer_id", "schema_version"}
+BASES = {
+    "order": {**purchase(amount=500), "country": "PT", "language": "pt-PT", "segment": "b2b"},
+    "score": {
+        **page_view(day=2),
+        "stage": "post_purchase",
+        "touchpoint": "survey_response",
+        "payload": {"kind": "score", "csat": 3, "nps": 7, "ces": 4, "rating": 3, "sentiment": 0.1},
+    },
+    "support": {
+        **page_view(day=2),
+        "stage": "post_purchase",
+        "touchpoint": "support_ticket",
+        "payload": {"kind": "support", "topic": "how to", "sentiment": 0.1, "wait_seconds": 30},
+    },
+}
+
+
+def test_every_field_of_the_schema_takes_part_in_the_content_fingerprint():
+    from schemas import OrderPayload, ScorePayload, SupportPayload
+
+    names = [n for n in TouchpointEvent.model_fields if n not in NOT_CONTENT]
+    for model in (OrderPayload, ScorePayload, SupportPayload):
+        kind = model.model_fields["kind"].default
+        names += [f"{kind}.{n}" for n in model.model_fields if n != "kind"]
+    missing = [n for n in names if n not in OTHER_VALUES]
+    assert not missing, f"new fields {missing}: add them to ids.content_fingerprint and to OTHER_VALUES"
+    for name in names:
+        kind, _, inner = name.rpartition(".")
+        base = BASES[kind or "order"]
+        changed = json.loads(json.dumps(base))
+        if kind:
+            changed["payload"][inner] = OTHER_VALUES[name]
+        elif name == "stage":
+            changed["stage"], changed["touchpoint"] = OTHER_VALUES[name]
+        elif name == "touchpoint":
+            changed["touchpoint"], changed["stage"] = OTHER_VALUES[name], "purchase"
+            changed.pop("payload")
+        else:
+            changed[name] = OTHER_VALUES[name]
+        a, b = ids.content_fingerprint(parsed(base)), ids.content_fingerprint(parsed(changed))
+        assert a != b, f"{name} does not change the content fingerprint"
