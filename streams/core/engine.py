@@ -59,8 +59,9 @@ class Outcome:
 
     `refused` is set when the core will not apply the event: the reason to dead-letter it with
     (an id reused for other content, a currency without a rate, an amount above the limit). The
-    state is then the one given, untouched, and nothing is emitted. `conflict` tells the first
-    kind apart, for its own counter.
+    state is then the one given, untouched (for a customer's first event, a state of nothing yet,
+    which callers drop), and nothing is emitted. `conflict` tells the first kind apart, for its
+    own counter.
     """
 
     state: CustomerState
