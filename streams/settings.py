@@ -1,7 +1,8 @@
 """Every setting of the service, read from `JOURNEY_*` environment variables.
 
-Where the service connects, how it batches, and which rules and playbook files it
-classifies with (thresholds live in those files, not in the environment).
+Where the service connects, how it batches, which rules and playbook files it classifies
+with (thresholds live in those files, not in the environment), and in which currency it
+keeps spend (with the rates into it, and the largest order it takes).
 """
 
 from __future__ import annotations

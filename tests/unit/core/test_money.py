@@ -18,7 +18,7 @@ from streams.cli import main as journey
 from streams.core import apply_event
 from streams.core.intake import RawMessage, decode
 from streams.core.model import Model, load_model
-from streams.core.money import CurrencyError, load_money
+from streams.core.money import CurrencyError, Money, load_money
 from streams.replay.run import run_replay
 from streams.replay.sources import iter_records
 from streams.settings import Settings
@@ -241,3 +241,10 @@ def test_run_replay_with_a_model_from_settings_keeps_spend_in_its_currency(tmp_p
     model = Settings(currency_rates_file=rates_file(tmp_path)).load_model()
     report = run_replay(iter_records(events), model)
     assert report.dead_letters == 0 and report.events == 1
+
+
+def test_the_settings_default_to_the_cores_defaults(monkeypatch):
+    """EUR, as the bundled sample, so that its golden outputs stay what they were; no rates; one million."""
+    for name in ("JOURNEY_CURRENCY", "JOURNEY_CURRENCY_RATES_FILE", "JOURNEY_MAX_ORDER_AMOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings().load_model().money == Money() == Money("EUR", max_order_amount=1_000_000)
