@@ -4,15 +4,25 @@ The touchpoint kinds and the stage each belongs to come from
 `shared/domain/customer-types.md` section 1. A message whose stage contradicts its
 kind is refused (it goes to the dead-letter topic), because a producer that gets the
 stage wrong has most likely mislabelled the event too.
+
+Every field is bounded, because anyone who can produce to the topic chooses the values and
+the core adds some of them up in a customer's state: numbers are finite and within the
+ranges below (a JSON `Infinity`, `NaN`, `1e309` or a 400-digit integer is refused, never
+turned into a float that a sum or the Redis record cannot hold), and types are strict (`"12.50"`
+or `true` is not an amount; a score is a whole number). The bounds here are those of the
+format; the operational limit on an order's amount is a setting (`JOURNEY_MAX_ORDER_AMOUNT`),
+checked by the core in the state's currency.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -20,7 +30,32 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.currencies import check_currency
+
 SCHEMA_VERSION: Final = 1
+
+#: Largest amount (and discount) the message format takes, in any currency: far above any real order
+#: (a billion euros is 10^13 in the smallest-unit currencies), and small enough that no count of orders
+#: a customer could make adds up past what a float holds.
+MAX_AMOUNT = 10**15
+#: Longest support wait the format takes: a year, in seconds.
+MAX_WAIT_SECONDS = 365 * 24 * 3600
+#: The event times the format takes, [from, to) as epoch seconds: everything a business records, and far
+#: enough from year 9999 that no due time the rules compute from them (an event's time plus some
+#: multiple of a customer's rhythm) leaves the range a datetime can show. The worker's clock guard
+#: narrows this to what is plausible now.
+OCCURRED_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+OCCURRED_BEFORE = datetime(3000, 1, 1, tzinfo=UTC)
+_FROM_TS, _BEFORE_TS = OCCURRED_FROM.timestamp(), OCCURRED_BEFORE.timestamp()
+#: Ids (customer and event): no control characters; they reach Redis keys, logs and terminals.
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+#: Strict, finite numbers (an int is taken as the float it is; text, booleans, inf and nan are refused).
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, strict=True, allow_inf_nan=False)]
+Sentiment = Annotated[float, Field(ge=-1, le=1, strict=True, allow_inf_nan=False)]
+WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS, strict=True, allow_inf_nan=False)]
+#: Strict whole numbers: 3.0, "3" and true are refused.
+StrictWhole = Annotated[int, Field(strict=True)]
 
 
 class Stage(StrEnum):
@@ -108,9 +143,14 @@ class OrderPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["order"] = "order"
-    amount: float = Field(ge=0, description="Order total, in `currency`, after discounts.")
-    currency: str = Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$")
-    discount: float = Field(default=0, ge=0, description="Discount granted on the order.")
+    amount: Amount = Field(description="Order total, in `currency`, after discounts.")
+    currency: Annotated[str, AfterValidator(check_currency)] = Field(
+        min_length=3,
+        max_length=3,
+        pattern="^[A-Z]{3}$",
+        description="ISO 4217 code; converted into the state's currency (`JOURNEY_CURRENCY`) by the configured rates.",
+    )
+    discount: Amount = Field(default=0, description="Discount granted on the order.")
     coupon: str | None = Field(default=None, max_length=64)
     order_id: str | None = Field(default=None, max_length=128)
 
@@ -120,11 +160,11 @@ class ScorePayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["score"] = "score"
-    csat: int | None = Field(default=None, ge=1, le=5)
-    nps: int | None = Field(default=None, ge=0, le=10)
-    ces: int | None = Field(default=None, ge=1, le=7)
-    rating: int | None = Field(default=None, ge=1, le=5, description="Review stars.")
-    sentiment: float | None = Field(default=None, ge=-1, le=1)
+    csat: StrictWhole | None = Field(default=None, ge=1, le=5)
+    nps: StrictWhole | None = Field(default=None, ge=0, le=10)
+    ces: StrictWhole | None = Field(default=None, ge=1, le=7)
+    rating: StrictWhole | None = Field(default=None, ge=1, le=5, description="Review stars.")
+    sentiment: Sentiment | None = None
 
 
 class SupportPayload(BaseModel):
@@ -133,8 +173,8 @@ class SupportPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["support"] = "support"
     topic: str | None = Field(default=None, max_length=128)
-    sentiment: float | None = Field(default=None, ge=-1, le=1, description="-1 very negative … 1 very positive.")
-    wait_seconds: float | None = Field(default=None, ge=0)
+    sentiment: Sentiment | None = Field(default=None, description="-1 very negative … 1 very positive.")
+    wait_seconds: WaitSeconds | None = Field(default=None, description="How long the customer waited (at most a year).")
 
 
 Payload = Annotated[OrderPayload | ScorePayload | SupportPayload, Field(discriminator="kind")]
@@ -165,14 +205,22 @@ class TouchpointEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    event_id: str = Field(min_length=1, max_length=128, description="Unique per event; used to drop duplicates.")
+    event_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=ID_PATTERN,
+        description="Unique per event: a re-send is dropped, the same id with other content dead-lettered. "
+        "No control characters.",
+    )
     customer_id: str = Field(
         min_length=1,
         max_length=128,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=ID_PATTERN,
         description="The message key too; no control characters (it is also part of Redis keys and outbox entries).",
     )
-    occurred_at: AwareDatetime = Field(description="Event time, with a timezone offset; naive times are refused.")
+    occurred_at: AwareDatetime = Field(
+        description="Event time, with a timezone offset; naive times are refused. From 1970-01-01 to before 3000-01-01 (UTC)."
+    )
     stage: Stage
     touchpoint: Touchpoint
     channel: str = Field(min_length=1, max_length=64, description="web, app, email, store, phone, social, …")
@@ -202,7 +250,12 @@ class TouchpointEvent(BaseModel):
             )
         # Filled here, where the event is validated anyway: the cached_property's first call (its lock
         # and descriptor) cost the worker about as much again per event. It stays for unvalidated copies.
-        self.__dict__["occurred_ts"] = self.occurred_at.timestamp()
+        ts = self.__dict__["occurred_ts"] = self.occurred_at.timestamp()
+        if not _FROM_TS <= ts < _BEFORE_TS:
+            raise ValueError(
+                f"occurred_at {self.occurred_at.isoformat()} is outside the times the format takes "
+                f"({OCCURRED_FROM.date()} to before {OCCURRED_BEFORE.date()}, UTC)"
+            )
         return self
 
     @cached_property

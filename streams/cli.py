@@ -119,12 +119,13 @@ def _echo_settings_errors(exc: ValidationError) -> None:
 
 def _model_or_exit(settings: Settings):
     """The rules and playbook the settings name; a bad file ends the command with its message."""
+    from streams.core.money import CurrencyError
     from streams.core.playbook.playbook import PlaybookError
     from streams.core.rules.compiled import RulesError
 
     try:
         return settings.load_model()
-    except (RulesError, PlaybookError) as exc:
+    except (RulesError, PlaybookError, CurrencyError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 
@@ -248,6 +249,18 @@ def demo(customers: int | None, quiet: bool) -> None:
     default=None,
     help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).",
 )
+@click.option(
+    "--currency",
+    metavar="CODE",
+    default=None,
+    help="Keep spend in this currency (ISO 4217) instead of JOURNEY_CURRENCY (default EUR).",
+)
+@click.option(
+    "--currency-rates",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Convert orders in other currencies with this rates file instead of JOURNEY_CURRENCY_RATES_FILE.",
+)
 def replay(
     file: Path,
     mapping: str | None,
@@ -259,6 +272,8 @@ def replay(
     speedup: float | None,
     rules: Path | None,
     playbook: Path | None,
+    currency: str | None,
+    currency_rates: Path | None,
 ) -> None:
     """Replay a recorded file of touchpoint events: offline through the core (default), or into Kafka.
 
@@ -266,7 +281,22 @@ def replay(
     """
     from streams.replay.command import replay_command
 
-    sys.exit(replay_command(file, mapping, out_dir, until, redis_url, golden_dir, to_kafka, speedup, rules, playbook))
+    sys.exit(
+        replay_command(
+            file,
+            mapping,
+            out_dir,
+            until,
+            redis_url,
+            golden_dir,
+            to_kafka,
+            speedup,
+            rules,
+            playbook,
+            currency,
+            currency_rates,
+        )
+    )
 
 
 @main.command("import")

@@ -1,7 +1,8 @@
 """Every setting of the service, read from `JOURNEY_*` environment variables.
 
-Where the service connects, how it batches, and which rules and playbook files it
-classifies with (thresholds live in those files, not in the environment).
+Where the service connects, how it batches, which rules and playbook files it classifies
+with (thresholds live in those files, not in the environment), and in which currency it
+keeps spend (with the rates into it, and the largest order it takes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     Field,
     NonNegativeInt,
     PositiveFloat,
@@ -23,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.currencies import check_currency
+from schemas.touchpoint import MAX_AMOUNT
 from streams.store.keys import RESERVED_PREFIXES
 from streams.text import redact_url
 
@@ -121,6 +125,21 @@ class Settings(BaseSettings):
     dedupe_window: PositiveInt = Field(
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
+    currency: Annotated[str, AfterValidator(check_currency)] = Field(
+        "EUR", description="The currency (ISO 4217) the state keeps spend in; orders in another are converted."
+    )
+    currency_rates_file: Path | None = Field(
+        None,
+        description="Rates into `currency` (YAML); an order in a currency it does not list is dead-lettered. "
+        "Default: none (only orders in `currency` are taken).",
+    )
+    max_order_amount: float = Field(
+        1_000_000.0,
+        gt=0,
+        le=MAX_AMOUNT,
+        allow_inf_nan=False,
+        description="Largest order amount, in `currency`; larger orders are dead-lettered.",
+    )
 
     @model_validator(mode="after")
     def _redis_tls_consistent(self) -> Settings:
@@ -187,10 +206,12 @@ class Settings(BaseSettings):
         return tuple(s for s in (self.redis_dsn, password, *kafka) if s)
 
     def load_model(self) -> Model:
-        """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""
+        """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""
         from streams.core.model import load_model
+        from streams.core.money import load_money
 
-        return load_model(self.rules_file, self.playbook_file, self.dedupe_window)
+        money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
+        return load_model(self.rules_file, self.playbook_file, self.dedupe_window, money)
 
     @property
     def output_topics(self) -> list[str]:

@@ -159,9 +159,13 @@ def _explain(model: type[BaseModel], error: ErrorDetails, loc: tuple) -> str:
 
 
 def _is_branch(part) -> bool:
-    """A union-branch name pydantic puts in an error's location (`float`, `SignalRef`, `function-after[…]`)."""
+    """A union-branch name pydantic puts in an error's location (`float`, `SignalRef`, `function-after[…]`).
+
+    A key in upper case only (a currency code such as `USD`) is the file's, not a branch's."""
     text = str(part)
-    return not isinstance(part, int) and (text[:1].isupper() or "[" in text or text in ("float", "bool", "int", "str"))
+    return not isinstance(part, int) and (
+        (text[:1].isupper() and not text.isupper()) or "[" in text or text in ("float", "bool", "int", "str")
+    )
 
 
 def _where(loc: tuple) -> str:

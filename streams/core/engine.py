@@ -55,13 +55,22 @@ TIME_MARKS = (TIME,)
 
 @dataclass(slots=True)
 class Outcome:
-    """The new state and what it emits. `duplicate` is set when the event was already applied."""
+    """The new state and what it emits. `duplicate` is set when the event was already applied.
+
+    `refused` is set when the core will not apply the event: the reason to dead-letter it with
+    (an id reused for other content, a currency without a rate, an amount above the limit). The
+    state is then the one given, untouched (for a customer's first event, a state of nothing yet,
+    which callers drop), and nothing is emitted. `conflict` tells the first kind apart, for its
+    own counter.
+    """
 
     state: CustomerState
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
     suppressed: list = field(default_factory=list)  # streams.core.playbook.playbook.Suppressed
     duplicate: bool = False
+    refused: str | None = None
+    conflict: bool = False
 
 
 def iso(ts: float) -> str:
@@ -73,8 +82,10 @@ def _later(current: float | None, ts: float) -> float:
     return ts if current is None or ts > current else current
 
 
-def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str, ...]:
+def _fold(state: CustomerState, event: TouchpointEvent, ts: float, amount: float | None = None) -> tuple[str, ...]:
     """Add one event's facts to the state (in place, on a copy). Spelled out: it runs per event.
+
+    `amount`: an order's amount in the state's currency (`Money.amount`); None: the payload's own.
 
     Returns what the event touched (its kind and the "@…" marks of `Signal.on`), so that only
     the rules it can affect are judged again.
@@ -134,7 +145,7 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float) -> tuple[str,
         return tuple(marks)
     if kind == "purchase" and isinstance(payload, OrderPayload):
         state.purchases += 1
-        state.total_spend += payload.amount
+        state.total_spend += payload.amount if amount is None else amount
         if payload.coupon or payload.discount > 0:
             state.coupon_orders += 1
         state.first_purchase_at = ts if state.first_purchase_at is None else min(state.first_purchase_at, ts)
@@ -273,20 +284,47 @@ def advance(state: CustomerState, now: float, model: Model, *, in_place: bool = 
     return out
 
 
+def _new_state(event: TouchpointEvent) -> CustomerState:
+    """The state of a customer before their first event (what a refused first event leaves)."""
+    ts = round(event.occurred_ts, 3)
+    return CustomerState(customer_id=event.customer_id, first_seen=ts, last_seen=ts)
+
+
+def _conflict(event: TouchpointEvent, remembered: str, content: str) -> str:
+    return (
+        f"conflict: event_id {event.event_id[:64]!r} was already applied for customer {event.customer_id[:64]!r} "
+        f"with other content (content fingerprint {remembered!r} remembered, {content!r} now): "
+        "give every event its own id"
+    )
+
+
 def apply_event(
     state: CustomerState | None, event: TouchpointEvent, model: Model, *, in_place: bool = False
 ) -> Outcome:
     """Fold one event into the customer's state and reclassify them.
 
-    An event already applied (its id is among the customer's recent ones) changes nothing and
-    emits nothing. What time made due before the event fires first, at its due time, so the
+    An event already applied (its id is among the customer's recent ones, with the same content)
+    changes nothing and emits nothing; the same id with other content, an order in a currency
+    without a rate, or above the largest order amount, is refused (`Outcome.refused`), and also
+    changes nothing. Both are decided before the state is touched, so a refusal leaves even an
+    `in_place` state as it was. What time made due before the event fires first, at its due time, so the
     outcome does not depend on when a sweep happened to run. A late event (older than what
     the clock already judged) is judged at that later instant, so it cannot undo the clock's
     change. `in_place=True`: as in `advance`, the given state is changed instead of a copy.
     """
-    fingerprint = ids.event_fingerprint(event.event_id)
-    if state is not None and state.seen(fingerprint):
-        return Outcome(state=state, duplicate=True)
+    fingerprint, content = ids.event_fingerprint(event.event_id), ids.content_fingerprint(event)
+    if state is not None:
+        remembered = state.recall(fingerprint, ids.CONTENT_CHARS)
+        if remembered is not None:
+            if remembered in ("", content):  # an exact re-send (or one remembered without its content)
+                return Outcome(state=state, duplicate=True)
+            return Outcome(state=state, refused=_conflict(event, remembered, content), conflict=True)
+    amount = None
+    if isinstance(event.payload, OrderPayload):
+        taken = model.money.amount(event.payload)
+        if isinstance(taken, str):
+            return Outcome(state=state if state is not None else _new_state(event), refused=taken)
+        amount = taken
     ts = round(event.occurred_ts, 3)  # milliseconds: finer adds bytes to every stored time, not meaning
     if state is None:
         out = Outcome(state=CustomerState(customer_id=event.customer_id, first_seen=ts, last_seen=ts))
@@ -294,8 +332,8 @@ def apply_event(
         out = Outcome(state=state if in_place else state.clone())
         _advance_into(out.state, ts, model, out)
     current = out.state
-    marks = _fold(current, event, ts)
-    current.remember(fingerprint, model.dedupe_window)
+    marks = _fold(current, event, ts, amount)
+    current.remember(fingerprint, model.dedupe_window, content)
     now = ts if current.checked_at is None or ts > current.checked_at else current.checked_at
     changed = len(out.changes)
     _judge(current, now, event.event_id, ts, model, out, None if state is None else marks)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from base64 import urlsafe_b64encode
 from hashlib import blake2b
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas import TouchpointEvent
 
 
 def _digest(*parts: str, size: int) -> str:
@@ -29,3 +33,34 @@ def event_fingerprint(event_id: str) -> str:
     once in 10^13 events.
     """
     return urlsafe_b64encode(blake2b(event_id.encode(), digest_size=6).digest()).decode()
+
+
+#: Characters of one content fingerprint: 36 bits of digest in URL-safe base64.
+CONTENT_CHARS = 6
+
+
+def content_fingerprint(event: TouchpointEvent) -> str:
+    """A short digest of everything an event says, kept beside its id's fingerprint to tell an exact
+    re-send (a quiet duplicate) from an id reused for another event (a conflict, dead-lettered).
+
+    Made from the event as parsed, so a re-send whose JSON differs only in spacing, key order, how a
+    number is written or which offset its time is given in is the same content. Every field but the
+    id and the customer (the same, for the state it is compared in) takes part; spelled out rather
+    than serialised, which cost about as much again (tests/unit/core/test_event_conflicts.py fails
+    when a field of the schema is missing here). 36 bits: an id reused for other content passes for
+    a re-send about once in 7 × 10^10.
+    """
+    payload = event.payload
+    text = "\x1f".join(
+        (
+            repr(event.occurred_ts),
+            event.stage,
+            event.touchpoint,
+            event.channel,
+            event.country or "",
+            event.language or "",
+            event.segment or "",
+            "" if payload is None else repr(tuple(payload.__dict__.values())),
+        )
+    )
+    return urlsafe_b64encode(blake2b(text.encode(), digest_size=6).digest()).decode()[:CONTENT_CHARS]

@@ -1,4 +1,12 @@
-"""Turning raw input messages into touchpoint events, or into a reason to dead-letter them."""
+"""Turning raw input messages into touchpoint events, or into a reason to dead-letter them.
+
+Nothing a sender puts in a message makes `decode` raise: bytes that are not UTF-8 or not JSON,
+nesting too deep for the parser, values of the wrong type or out of range all come back as a
+reason. JSON has no `Infinity` or `NaN`, but the parser (like Python's `json` module) reads those
+literals as numbers; rather than refuse them in the parser with a message about JSON, every
+number field refuses a non-finite number with a message naming the field (as it does `1e309` and a
+400-digit integer, which a float cannot hold either), so the sender learns which field is wrong.
+"""
 
 from __future__ import annotations
 

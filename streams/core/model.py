@@ -1,4 +1,5 @@
-"""Everything the core decides with, besides the state and the event: rules, playbook, dedupe window.
+"""Everything the core decides with, besides the state and the event: rules, playbook, dedupe window,
+and the money settings (the state's currency, the rates into it, the largest order).
 
 Loaded once at start-up from the files the settings name (the shipped defaults otherwise)
 and checked against each other: a playbook may only name types the rules define. A bad
@@ -7,9 +8,10 @@ file stops the worker before it consumes anything, with a message naming the lin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.core.money import Money
 from streams.core.playbook.playbook import Playbook, load_playbook
 from streams.core.rules.compiled import Rules, load_rules
 
@@ -19,6 +21,7 @@ class Model:
     rules: Rules
     playbook: Playbook
     dedupe_window: int = 32
+    money: Money = field(default_factory=Money)
 
     @property
     def type_names(self) -> set[str]:
@@ -26,8 +29,13 @@ class Model:
 
 
 def load_model(
-    rules_file: str | Path | None = None, playbook_file: str | Path | None = None, dedupe_window: int = 32
+    rules_file: str | Path | None = None,
+    playbook_file: str | Path | None = None,
+    dedupe_window: int = 32,
+    money: Money | None = None,
 ) -> Model:
+    """`money`: from `streams.core.money.load_money` (the default: EUR, no rates)."""
     rules = load_rules(rules_file)
     types = {r.type for r in rules.spec.lifecycle} | {r.type for r in rules.spec.traits}
-    return Model(rules, load_playbook(playbook_file, types, rules.source), max(1, dedupe_window))
+    playbook = load_playbook(playbook_file, types, rules.source)
+    return Model(rules, playbook, max(1, dedupe_window), Money() if money is None else money)

@@ -96,18 +96,42 @@ class CustomerState:
     recent_events: Annotated[str, Field(alias="re")] = (
         ""  # fingerprints of the latest event ids, 8 characters each, oldest first
     )
+    # Fingerprints of those events' contents, 6 characters each, oldest first, aligned with the *end* of
+    # `recent_events`: a state written before contents were kept has fewer (its older ids have none).
+    recent_contents: Annotated[str, Field(alias="rc")] = ""
+
+    def _position(self, fingerprint: str) -> int:
+        """Where this id fingerprint is among the recent events, counted from the newest (0), or -1.
+
+        They are fixed-width, so only aligned matches count; the newest match wins.
+        """
+        events, width = self.recent_events, len(fingerprint)
+        at = events.rfind(fingerprint)
+        while at != -1:
+            if at % width == 0:
+                return (len(events) - at) // width - 1
+            at = events.rfind(fingerprint, 0, at + width - 1)
+        return -1
 
     def seen(self, fingerprint: str) -> bool:
-        """Whether this fingerprint is among the recent events (they are fixed-width, so compare aligned)."""
-        events, at = self.recent_events, self.recent_events.find(fingerprint)
-        while at != -1:
-            if at % len(fingerprint) == 0:
-                return True
-            at = events.find(fingerprint, at + 1)
-        return False
+        """Whether this id fingerprint is among the recent events."""
+        return self._position(fingerprint) != -1
 
-    def remember(self, fingerprint: str, window: int) -> None:
+    def recall(self, fingerprint: str, content_width: int) -> str | None:
+        """The content fingerprint remembered beside this id fingerprint: None when the id is not among the
+        recent events, "" when it is but without a content (remembered by a version that kept none)."""
+        back = self._position(fingerprint)
+        if back == -1:
+            return None
+        contents = self.recent_contents
+        end = len(contents) - back * content_width
+        return contents[end - content_width : end] if end - content_width >= 0 else ""
+
+    def remember(self, fingerprint: str, window: int, content: str = "") -> None:
+        """Add an event's id fingerprint (and its content's), keeping the latest `window` of each."""
         self.recent_events = (self.recent_events + fingerprint)[-window * len(fingerprint) :]
+        if content:
+            self.recent_contents = (self.recent_contents + content)[-window * len(content) :]
 
     def clone(self) -> CustomerState:
         """A copy whose containers can be changed without touching this one (spelled out: it runs per event).
@@ -158,6 +182,7 @@ class CustomerState:
             self.actions_suppressed,
             list(self.suppressed_log),
             self.recent_events,
+            self.recent_contents,
         )
 
     def to_json(self) -> bytes:

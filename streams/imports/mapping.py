@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from schemas import STAGE_OF, Touchpoint, TouchpointEvent
+from schemas.currencies import is_currency
 from schemas.touchpoint import PAYLOAD_ALLOWED, PAYLOAD_REQUIRED, OrderPayload, ScorePayload
 from streams.imports.records import SourceRecord
 from streams.yamlfile import custom_error, shown, validated_yaml
@@ -244,11 +245,7 @@ class Mapping(_Strict):
                 raise _fail(f"{kind.value!r} needs a score payload: add `score: {{csat: <column>, …}}`", at="kind")
         if self.amount is not None and self.currency is None:
             raise _fail("`amount` needs a `currency` (a column, or a constant such as EUR)", at="amount")
-        if (
-            self.currency is not None
-            and self.currency.constant is not None
-            and not re.fullmatch("[A-Z]{3}", self.currency.constant)
-        ):
+        if self.currency is not None and self.currency.constant is not None and not is_currency(self.currency.constant):
             raise _fail(f"{self.currency.constant!r} is not an ISO 4217 code such as EUR", at="currency.constant")
         if self.amount_is_unit_price and self.quantity is None:
             raise _fail("needs `quantity` to multiply the unit price by", at="amount_is_unit_price")

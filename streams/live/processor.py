@@ -47,6 +47,7 @@ class Stats:
     suppressed: int = 0
     published: int = 0
     fenced_batches: int = 0
+    conflicts: int = 0  # events dead-lettered because their id was applied before with other content
     redis_round_trips: int = 0
     by_error: Counter = field(default_factory=Counter)
 
@@ -200,6 +201,13 @@ class Processor:
                 if out.duplicate:
                     self.stats.duplicates += 1
                     continue
+                if out.refused is not None:  # the core would not apply it (and left the state as it was)
+                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, out.refused)))
+                    self.stats.events -= 1  # counted as dead-lettered instead
+                    self.stats.dead_lettered += 1
+                    self.stats.by_error[out.refused.split(":")[0]] += 1
+                    self.stats.conflicts += out.conflict
+                    continue
                 touched[cid] = out.state
                 commit.clock = max(commit.clock, ev.occurred_ts)
                 self._emit(out, pending)
@@ -215,7 +223,9 @@ class Processor:
         self.warm.forget(cid)
         state = (await self._redis(lambda: self.store.load_states([cid]), "Redis state read")).get(cid)
         for event in earlier:
-            state = apply_event(state, event, self.model, in_place=True).state
+            out = apply_event(state, event, self.model, in_place=True)
+            if out.refused is None:  # a refused event left the state as it was (and may have made none)
+                state = out.state
         return state
 
     async def _commit_and_publish(self, commits: list[_Pending]) -> None:

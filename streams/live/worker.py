@@ -24,6 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.core.intake import InputMessage
 from streams.core.model import Model
+from streams.core.money import CurrencyError
 from streams.core.playbook.playbook import PlaybookError
 from streams.core.rules.compiled import RulesError
 from streams.kafka import clients
@@ -193,7 +194,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     setup_logging(loglevel, settings.secrets())
     try:
         model = settings.load_model()
-    except (RulesError, PlaybookError) as exc:
+    except (RulesError, PlaybookError, CurrencyError) as exc:
         log.error("not starting: %s", exc)
         raise SystemExit(2) from None
     log.info(
@@ -203,6 +204,14 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
         len(model.rules.traits),
         model.playbook.source,
         len(model.playbook.actions),
+    )
+    money = model.money
+    log.info(
+        "spend kept in %s (orders up to %s); rates for %d other currencies%s",
+        money.currency,
+        money.max_order_amount,
+        len(money.rates),
+        f" from {money.source}" if money.source else " (no rates file: orders in other currencies are dead-lettered)",
     )
 
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop

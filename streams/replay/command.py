@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import click
 from rich.console import Console
@@ -56,15 +56,17 @@ def replay_command(
     speedup: float | None,
     rules: Path | None = None,
     playbook: Path | None = None,
+    currency: str | None = None,
+    currency_rates: Path | None = None,
 ) -> int:
     """Run the replay the options ask for; returns the exit code."""
     from streams.replay.sources import iter_records
 
     at = parse_until(until)
-    if to_kafka and (golden_dir or redis_url or at or rules or playbook):
+    if to_kafka and (golden_dir or redis_url or at or rules or playbook or currency or currency_rates):
         raise click.UsageError(
-            "--to-kafka produces the events for the live worker; --compare, --redis, "
-            "--until, --rules and --playbook apply to the offline replay only"
+            "--to-kafka produces the events for the live worker; --compare, --redis, --until, --rules, "
+            "--playbook, --currency and --currency-rates apply to the offline replay only"
         )
     if speedup is not None and not to_kafka:
         raise click.UsageError("--speedup paces --to-kafka; the offline replay always runs at full speed")
@@ -73,7 +75,7 @@ def replay_command(
     model = None
     if not to_kafka:
         try:  # first: a bad rules or playbook file stops the replay before it reads anything
-            model = _model(rules, playbook)
+            model = _model(rules, playbook, currency, currency_rates)
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             return 2
@@ -90,9 +92,16 @@ def replay_command(
         return 2
 
 
-def _model(rules: Path | None, playbook: Path | None):
-    """The rules and playbook of the JOURNEY_* settings, or of --rules / --playbook."""
-    overrides = {name: path for name, path in (("rules_file", rules), ("playbook_file", playbook)) if path}
+def _model(rules: Path | None, playbook: Path | None, currency: str | None = None, currency_rates: Path | None = None):
+    """The rules, playbook and money settings of the JOURNEY_* settings, or of --rules / --playbook /
+    --currency / --currency-rates: the worker's settings, so a replay gives what the worker gives."""
+    given = (
+        ("rules_file", rules),
+        ("playbook_file", playbook),
+        ("currency", currency),
+        ("currency_rates_file", currency_rates),
+    )
+    overrides: dict[str, Any] = {name: value for name, value in given if value}
     return Settings.model_validate(overrides).load_model()
 
 

@@ -25,6 +25,8 @@ class Emitted:
 
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
+    #: Why the core refused the step's event (`Outcome.refused`): it is dead-lettered, as the worker does.
+    refused: str | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.changes.extend(outcome.changes)
@@ -35,6 +37,7 @@ class Emitted:
 class ReplayCounts:
     events: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # events refused because their id was applied before with other content
     changes: int = 0
     actions: int = 0
     suppressed: Counter = field(default_factory=Counter)  # action -> times suppressed
@@ -110,6 +113,11 @@ class OfflineReplay:
         outcome = apply_event(self.states.get(event.customer_id), event, self.model, in_place=True)
         if outcome.duplicate:
             self.counts.duplicates += 1
+            return emitted
+        if outcome.refused is not None:  # not applied: a dead letter, not an event (as in the worker)
+            self.counts.events -= 1
+            self.counts.conflicts += outcome.conflict
+            emitted.refused = outcome.refused
             return emitted
         self._keep(outcome, emitted)
         return emitted

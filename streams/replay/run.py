@@ -137,6 +137,9 @@ def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs
             raise ReplayError(f"{record.source}:{record.line}: the core raised {exc!r}") from exc
         if emitted.changes:
             _tally(emitted, out, report)
+        if emitted.refused is not None:  # the core would not apply it: dead-lettered, as the worker does
+            dead.append(json.dumps({"line": record.line, "error": emitted.refused}, ensure_ascii=False).encode())
+            report.dead_lettered[reason_of(emitted.refused)] += 1
     report.records += len(chunk)
 
 

@@ -577,11 +577,14 @@ def test_same_event_twice_is_a_duplicate():
     assert out.state.purchases == 1
 
 
-def test_duplicate_is_recognised_by_event_id_even_with_other_content():
+def test_an_event_id_reused_with_other_content_is_refused_as_a_conflict():
+    """Not a duplicate to drop quietly: the core refuses it (for the dead-letter topic), touching nothing."""
     state, _ = run([purchase("e1", 1)])
-    out = apply_event(state, event("e1", 500, Touchpoint.EMAIL_OPEN), MODEL)
-    assert out.duplicate and out.state.as_dict() == state.as_dict()
-    assert out.changes == [], "a duplicate does not even let the clock run"
+    before = state.as_dict()
+    out = apply_event(state, event("e1", 500, Touchpoint.EMAIL_OPEN), MODEL, in_place=True)
+    assert not out.duplicate and out.conflict and "conflict" in out.refused
+    assert out.state.as_dict() == before
+    assert out.changes == [] and out.actions == [], "a refused event does not even let the clock run"
 
 
 def test_dedupe_window_keeps_only_the_last_event_ids():
@@ -605,11 +608,12 @@ def test_default_dedupe_window_length():
     assert window == 32
     n = window + 10
     state, _ = run([event(f"e{i}", i / 10) for i in range(n)])
-    assert apply_event(state, event(f"e{n - 1}", 0), MODEL).duplicate
-    assert apply_event(state, event(f"e{n - window}", 0), MODEL).duplicate
-    assert not apply_event(state, event(f"e{n - window - 1}", 0), MODEL).duplicate
+    assert apply_event(state, event(f"e{n - 1}", (n - 1) / 10), MODEL).duplicate
+    assert apply_event(state, event(f"e{n - window}", (n - window) / 10), MODEL).duplicate
+    assert not apply_event(state, event(f"e{n - window - 1}", (n - window - 1) / 10), MODEL).duplicate
     more, _ = run([event(f"f{i}", 10 + i) for i in range(window)], state=state)
     assert len(more.recent_events) == len(state.recent_events), "at most `dedupe_window` ids are kept"
+    assert len(more.recent_contents) == len(state.recent_contents) == window * ids.CONTENT_CHARS
 
 
 # --------------------------------------------------------------------------- purity

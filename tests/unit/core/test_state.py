@@ -62,3 +62,18 @@ def test_recent_event_fingerprints_match_only_whole_entries():
     for n in range(40):
         state.remember(f"{n:08d}", 32)
     assert len(state.recent_events) == 32 * 8 and not state.seen("AAAABBBB") and state.seen(f"{39:08d}")
+
+
+def test_contents_are_recalled_beside_their_ids_aligned_from_the_newest():
+    """Contents sit beside the *latest* ids: a record of the previous version (ids only) gains them as it goes."""
+    state = CustomerState("c", 1.0, 1.0, recent_events="AAAAAAAABBBBBBBB")  # two ids without contents
+    state.remember("CCCCCCCC", 3, "cccccc")
+    assert state.recall("CCCCCCCC", 6) == "cccccc"
+    assert state.recall("BBBBBBBB", 6) == "" and state.recall("AAAAAAAA", 6) == ""  # remembered, content unknown
+    assert state.recall("ZZZZZZZZ", 6) is None and state.recall("AAAABBBB", 6) is None
+    state.remember("DDDDDDDD", 3, "dddddd")
+    state.remember("EEEEEEEE", 3, "eeeeee")
+    assert state.recall("AAAAAAAA", 6) is None and state.recall("BBBBBBBB", 6) is None  # out of the window
+    assert [state.recall(f * 8, 6) for f in "CDE"] == ["cccccc", "dddddd", "eeeeee"]
+    assert len(state.recent_events) == 3 * 8 and len(state.recent_contents) == 3 * 6
+    assert CustomerState.from_json(state.to_json()) == state

@@ -347,6 +347,11 @@ currency: {constant: EUR}
             id="purchase-without-amount",
         ),
         pytest.param(
+            ("currency: {constant: EUR}", "currency: {constant: ZZZ}"),
+            "m.yaml line 9: currency.constant: 'ZZZ' is not an ISO 4217 code such as EUR",
+            id="currency-not-iso-4217",
+        ),
+        pytest.param(
             ("purchase: purchase", "review: review_written"),
             "m.yaml line 4: kind: 'review_written' needs a score payload",
             id="review-without-score",

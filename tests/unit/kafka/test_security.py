@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+from certs import CertificateAuthority
 from click.testing import CliRunner
 from pydantic import ValidationError
-from certs import CertificateAuthority
 
 from streams.cli import main
 from streams.kafka import clients
