@@ -6,14 +6,16 @@ classifies with (thresholds live in those files, not in the environment).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import AwareDatetime, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from streams.core.model import Model
+    from streams.core.timeguard import TimeGuard
 
 
 class Settings(BaseSettings):
@@ -51,6 +53,19 @@ class Settings(BaseSettings):
         "from Redis (0: none).",
     )
     max_message_bytes: PositiveInt = Field(64 * 1024, description="Larger input messages are dead-lettered.")
+    max_publish_bytes: int = Field(
+        1_048_576,  # aiokafka's default max_request_size (streams.core.intake.MESSAGE_LIMIT)
+        ge=64 * 1024,
+        description="Largest message the worker publishes (its producer's max_request_size; the broker's "
+        "message.max.bytes must be at least this): dead letters are cut to fit.",
+    )
+    max_event_ahead_s: NonNegativeFloat = Field(
+        300.0,
+        description="Events dated later than the wall clock plus this are dead-lettered (in both clock modes).",
+    )
+    earliest_event_time: AwareDatetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC), description="Events dated before this are dead-lettered."
+    )
 
     clock: Literal["wall", "event"] = Field(
         "wall",
@@ -76,6 +91,12 @@ class Settings(BaseSettings):
         from streams.core.model import load_model
 
         return load_model(self.rules_file, self.playbook_file, self.dedupe_window)
+
+    def time_guard(self) -> TimeGuard:
+        """The range of event times these settings accept (`streams/core/timeguard.py`)."""
+        from streams.core.timeguard import TimeGuard
+
+        return TimeGuard(self.earliest_event_time.timestamp(), self.max_event_ahead_s)
 
     @property
     def output_topics(self) -> list[str]:
