@@ -21,6 +21,7 @@ import time
 
 import redis.asyncio as aioredis
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.core.intake import InputMessage
@@ -32,7 +33,7 @@ from streams.kafka.publish import BatchPublisher
 from streams.kafka.topics import ensure_topics
 from streams.live.collector import YoungCollector
 from streams.live.processor import Processor
-from streams.live.retry import retrying
+from streams.live.retry import PermanentError, permanent, retrying
 from streams.settings import Settings
 from streams.store import JourneyStore
 
@@ -73,7 +74,7 @@ class Worker:
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
         self.producer = clients.worker_producer(settings)
         self.consumer = clients.worker_consumer(settings)
-        self.publisher = BatchPublisher(self.producer)
+        self.publisher = BatchPublisher(self.producer, settings.max_publish_bytes)
         store = JourneyStore.for_settings(self.redis, settings)
         self.processor = Processor(settings, store, self.publisher.publish, model)
         self.stats_key = store.keys.stats(socket.gethostname(), os.getpid())
@@ -128,6 +129,8 @@ class Worker:
         while True:
             try:
                 return await self.processor.process_batch(messages)
+            except PermanentError:  # no retry mends it: the worker stops, saying what to fix
+                raise
             except Exception:
                 log.exception("processing a batch of %d messages failed; retrying it in 1s", len(messages))
                 await asyncio.sleep(1.0)
@@ -138,6 +141,8 @@ class Worker:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
                 await self.processor.sweep(self.owned_partitions())
+            except PermanentError:
+                raise
             except Exception:
                 log.exception("the inactivity sweep failed; it runs again in %.1fs", self.settings.sweep_interval_s)
 
@@ -206,4 +211,14 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     async def main() -> None:  # the Kafka and Redis clients must be made inside the running loop
         await Worker(settings, model).run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except PermanentError as exc:
+        log.error("stopping: %s", exc)
+        raise SystemExit(3) from None
+    except KafkaError as exc:  # raised by the consumer itself (not authorised to read, ...)
+        error = permanent(exc, "consuming the input")
+        if error is None:
+            raise
+        log.error("stopping: %s", error)
+        raise SystemExit(3) from None
