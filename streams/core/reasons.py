@@ -1,7 +1,7 @@
 """Dead-letter reasons counted under a bounded set of kinds.
 
 A reason's text names what the sender sent (unknown field names, values, sizes): counted by text,
-unique 40 kB field names grew a worker's memory by the megabyte. `kind` maps a reason to its kind,
+unique long field names grew a worker's memory without bound. `kind` maps a reason to its kind,
 without what the sender chose (field names not in the schema, quoted values, numbers), and
 `count` keeps at most `MAX_KINDS` kinds, the rest under `OTHER`: the memory is bounded however
 the texts vary, and the common kinds keep their own counts.
