@@ -63,14 +63,29 @@ class NurtureAction(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """An input message that could not be processed; on `journey.dead-letter`."""
+    """An input message that could not be processed; on `journey.dead-letter`.
+
+    Never larger than the worker's producer may send (`JOURNEY_MAX_PUBLISH_BYTES`): a raw key or
+    value that would not fit is cut (`truncated`), and its size and SHA-256 say what was received.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    raw_key_b64: str | None = Field(description="The message key, base64; null when it had none.")
-    raw_value_b64: str | None = Field(description="The message value exactly as received, base64.")
-    error: str = Field(description="What was wrong, in words a producer can act on.")
+    raw_key_b64: str | None = Field(
+        description="The message key, base64 (only its first bytes when `truncated`); null when it had none."
+    )
+    raw_value_b64: str | None = Field(
+        description="The message value as received, base64 (only its first bytes when `truncated`)."
+    )
+    raw_key_size: int | None = Field(None, ge=0, description="The key's size in bytes as received; null: no key.")
+    raw_key_sha256: str | None = Field(None, description="SHA-256 (hex) of the whole key as received.")
+    raw_value_size: int | None = Field(None, ge=0, description="The value's size in bytes as received; null: no value.")
+    raw_value_sha256: str | None = Field(None, description="SHA-256 (hex) of the whole value as received.")
+    truncated: bool = Field(
+        False, description="The raw key or value was cut to keep the dead letter within the producer's message limit."
+    )
+    error: str = Field(description="What was wrong, in words a producer can act on (at most 4,096 characters).")
     source_topic: str
     source_partition: int
     source_offset: int

@@ -130,16 +130,27 @@ def _model_or_exit(settings: Settings):
         sys.exit(2)
 
 
+def _bytes(raw: bytes | str | None) -> bytes | None:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
 @main.command()
 @click.argument("customer_id")
 def explain(customer_id: str) -> None:
-    """Why CUSTOMER_ID is what they are: types, rules that hold with evidence, changes, actions sent and suppressed."""
+    """Why CUSTOMER_ID is what they are: types, rules that hold with evidence, changes, actions sent and suppressed.
+
+    A customer whose stored state cannot be read is shown as quarantined: why, since when, what to do.
+    """
     import redis
     from rich.console import Console
 
-    from streams.core.state import CustomerState
-    from streams.explain import render_customer
-    from streams.store import Keys, clients
+    from streams.explain import render_customer, render_quarantined, render_released_note
+    from streams.store import Keys, Unreadable, clients
+    from streams.store.journey import decode_state
     from streams.text import printable, redact
 
     settings = _settings_or_exit()
@@ -147,22 +158,89 @@ def explain(customer_id: str) -> None:
     keys = Keys.for_settings(settings)
     client = clients.sync_client(settings)
     try:
-        raw = client.get(keys.state(customer_id))
+        raw = _bytes(client.get(keys.state(customer_id)))
         history = client.lrange(keys.history(customer_id), 0, -1)
+        record = {
+            _text(k): _text(v) for k, v in client.hgetall(keys.quarantine(customer_id)).items() if _text(k) != "state"
+        }
     except redis.exceptions.RedisError as exc:
-        reason = printable(redact(str(exc), settings.secrets()))
-        click.echo(f"cannot read from Redis at {settings.redis_shown} ({reason}); check JOURNEY_REDIS_URL", err=True)
+        why = printable(redact(str(exc), settings.secrets()))
+        click.echo(f"cannot read from Redis at {settings.redis_shown} ({why}); check JOURNEY_REDIS_URL", err=True)
         sys.exit(2)
     finally:
         client.close()
-    if raw is None:
+    if raw is None and not record:
         click.echo(
             f"no customer {printable(repr(customer_id))} under key prefix {settings.key_prefix!r} "
             f"in {settings.redis_shown}",
             err=True,
         )
         sys.exit(1)
-    render_customer(Console(), CustomerState.from_json(raw), [json.loads(h) for h in history], model)
+    state = None if raw is None else decode_state(raw)
+    console = Console()
+    if state is None or isinstance(state, Unreadable):
+        topics = (settings.topic_touchpoints, settings.topic_dead_letter)
+        reason = None if state is None else state.reason
+        render_quarantined(console, customer_id, raw, reason, record, keys.state(customer_id), topics)
+        return
+    render_customer(console, state, [json.loads(h) for h in history], model)
+    if record:
+        render_released_note(console, record)
+
+
+@main.command()
+@click.argument("customer_id")
+@click.option(
+    "--forget-state",
+    is_flag=True,
+    help="Also delete their unreadable state: the customer starts over with their next event (their history is lost).",
+)
+def release(customer_id: str, forget_state: bool) -> None:
+    """End the quarantine of CUSTOMER_ID, whose stored state could not be read (see `journey explain`).
+
+    With a state that reads again (repaired, or read by a newer version) it removes the quarantine
+    record; with a state that still cannot be read, only --forget-state releases them.
+    """
+    import redis
+
+    from streams.store import Keys, Unreadable, clients
+    from streams.store.journey import decode_state
+    from streams.text import printable, redact
+
+    settings = _settings_or_exit()
+    keys = Keys.for_settings(settings)
+    state_key, record_key = keys.state(customer_id), keys.quarantine(customer_id)
+    client = clients.sync_client(settings)
+    try:
+        raw = _bytes(client.get(state_key))
+        had_record = bool(client.exists(record_key))
+        bad = None if raw is None else decode_state(raw)
+        if isinstance(bad, Unreadable):
+            if not forget_state:
+                click.echo(
+                    f"the state of {customer_id!r} still cannot be read ({printable(bad.reason)}): repair it (write a corrected "
+                    f"state to {state_key!r}), or run again with --forget-state to delete it (the customer then "
+                    "starts over with their next event)",
+                    err=True,
+                )
+                sys.exit(1)
+            client.delete(state_key, record_key)
+            click.echo(
+                f"released {customer_id!r}: their unreadable state ({len(raw or b'')} bytes) and quarantine record "
+                "were deleted; they start over with their next event"
+            )
+        elif had_record:
+            client.delete(record_key)
+            click.echo(f"released {customer_id!r}: their quarantine record was removed (their state reads)")
+        else:
+            click.echo(f"{customer_id!r} is not quarantined", err=True)
+            sys.exit(1)
+    except redis.exceptions.RedisError as exc:
+        why = printable(redact(str(exc), settings.secrets()))
+        click.echo(f"cannot reach Redis at {settings.redis_shown} ({why}); check JOURNEY_REDIS_URL", err=True)
+        sys.exit(2)
+    finally:
+        client.close()
 
 
 @main.command()
@@ -209,6 +287,13 @@ def demo(customers: int | None, quiet: bool) -> None:
     default=None,
     help="After the last event, move the clock to this time (e.g. 2027-01-01T00:00:00Z), "
     "so inactivity after the last event applies.",
+)
+@click.option(
+    "--now",
+    metavar="ISO_TIME",
+    default=None,
+    help="Refuse events dated later than this plus JOURNEY_MAX_EVENT_AHEAD_S, as the worker refuses events "
+    "ahead of its clock (default: --until; neither: no such bound).",
 )
 @click.option(
     "--redis",
@@ -266,6 +351,7 @@ def replay(
     mapping: str | None,
     out_dir: Path,
     until: str | None,
+    now: str | None,
     redis_url: str | None,
     golden_dir: Path | None,
     to_kafka: bool,
@@ -295,6 +381,7 @@ def replay(
             playbook,
             currency,
             currency_rates,
+            now,
         )
     )
 

@@ -10,11 +10,11 @@ through `streams.text.shown`, literally, never as rich markup or terminal contro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from streams.core.engine import instant
 from streams.core.model import Model
 from streams.core.rules.signals import CATALOGUE
 from streams.core.rules.spec import TraitRule
@@ -23,7 +23,76 @@ from streams.text import shown
 
 
 def _when(ts: float | None) -> str:
-    return "—" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    return "—" if ts is None else instant(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _literal(raw: bytes | str, chars: int = 200) -> str:
+    """Text from Redis as it is, control characters escaped, cut to `chars` (it is shown as plain text, never markup)."""
+    text = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text[:chars])
+    return shown + (f"… ({len(text)} characters in all)" if len(text) > chars else "")
+
+
+def render_quarantined(
+    console: Console,
+    customer_id: str,
+    raw: bytes | None,
+    reason: str | None,
+    record: dict[str, str],
+    state_key: str,
+    topics: tuple[str, str],
+) -> None:
+    """Print a quarantined customer (their stored state cannot be read): why, since when, and what to do.
+
+    `reason` is why the state does not read now (None: no state is stored), `record` the quarantine
+    record the worker kept (empty: none yet), `topics` the input and dead-letter topics.
+    """
+    say = console.print
+    who = _literal(customer_id, 200)
+    if raw is None:
+        say(Text(f"{who}: no stored state; a quarantine record remains from {record.get('since', '?')}."))
+        say(Text(f"It was quarantined because: {_literal(record.get('reason', '?'), 500)}"))
+        say(Text(f"Their next event starts a new state; `journey release {who}` removes the record."))
+        return
+    say(Text.assemble((who, "bold"), ": ", ("QUARANTINED", "bold red"), " — their stored state cannot be read."))
+    say(Text(f"why: {_literal(reason or '?', 500)}"))
+    if record:
+        say(Text(f"since: {record.get('since', '?')} (found by the {_literal(record.get('found', '?'), 200)})"))
+    else:
+        say(Text("since: not yet seen by a worker (it quarantines them at their next event or due time)"))
+    say(Text(f"stored state: {len(raw)} bytes at {_literal(state_key, 300)}, beginning {_literal(raw, 200)}"))
+    say(
+        Text(
+            "While quarantined, their events are dead-lettered (reason: the customer is quarantined) and nothing "
+            "is sent for them; every other customer goes on."
+        )
+    )
+    say(Text("What to do:"))
+    say(Text("  - a version of the service that reads this state ends the quarantine by itself, at their next event;"))
+    say(
+        Text(
+            f"  - or repair it: write a corrected state to {_literal(state_key, 300)} (used from their next event), "
+            f"then `journey release {who}` removes the quarantine record;"
+        )
+    )
+    say(Text(f"  - or start over: `journey release {who} --forget-state` deletes the state (their history is lost)."))
+    say(
+        Text(
+            f"Their dead-lettered events stay on {topics[1]} with their raw bytes: produce them to {topics[0]} "
+            "again once the quarantine has ended."
+        )
+    )
+
+
+def render_released_note(console: Console, record: dict[str, str]) -> None:
+    """A line under a readable customer who still has a quarantine record (repaired, or read by a newer version)."""
+    console.print(
+        Text(
+            f"A quarantine record from {record.get('since', '?')} remains (their state could not be read then: "
+            f"{_literal(record.get('reason', '?'), 300)}); it reads now. `journey release` removes the record.",
+            style="yellow",
+        )
+    )
 
 
 def _evidence(evidence: dict) -> str:

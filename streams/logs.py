@@ -39,4 +39,5 @@ def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(SafeLogFilter(secrets))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Not `force`: a host that set up logging already (a test runner, an embedding app) keeps its handlers.
+    logging.basicConfig(level=level.upper(), handlers=[handler])

@@ -8,13 +8,16 @@ keeps spend (with the rates into it, and the largest order it takes).
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -32,6 +35,7 @@ from streams.text import redact_url
 
 if TYPE_CHECKING:
     from streams.core.model import Model
+    from streams.core.timeguard import TimeGuard
 
 
 #: A Kafka topic name, as Kafka itself allows them (the names are also part of Redis key names).
@@ -106,6 +110,19 @@ class Settings(BaseSettings):
         "from Redis (0: none).",
     )
     max_message_bytes: PositiveInt = Field(64 * 1024, description="Larger input messages are dead-lettered.")
+    max_publish_bytes: int = Field(
+        1_048_576,  # aiokafka's default max_request_size (streams.core.intake.MESSAGE_LIMIT)
+        ge=64 * 1024,
+        description="Largest message the worker publishes (its producer's max_request_size; the broker's "
+        "message.max.bytes must be at least this): dead letters are cut to fit.",
+    )
+    max_event_ahead_s: NonNegativeFloat = Field(
+        300.0,
+        description="Events dated later than the wall clock plus this are dead-lettered (in both clock modes).",
+    )
+    earliest_event_time: AwareDatetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC), description="Events dated before this are dead-lettered."
+    )
 
     clock: Literal["wall", "event"] = Field(
         "wall",
@@ -212,6 +229,12 @@ class Settings(BaseSettings):
 
         money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
         return load_model(self.rules_file, self.playbook_file, self.dedupe_window, money)
+
+    def time_guard(self) -> TimeGuard:
+        """The range of event times these settings accept (`streams/core/timeguard.py`)."""
+        from streams.core.timeguard import TimeGuard
+
+        return TimeGuard(self.earliest_event_time.timestamp(), self.max_event_ahead_s)
 
     @property
     def output_topics(self) -> list[str]:

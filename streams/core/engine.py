@@ -9,7 +9,6 @@ playbook (`streams/core/playbook`); both arrive in a `Model` (`streams/core/mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from schemas import (
@@ -25,6 +24,7 @@ from schemas import (
     TypeChange,
 )
 from streams.core import ids
+from streams.core.instants import LATEST_INSTANT, instant, iso
 from streams.core.rules.signals import TIME
 from streams.core.state import CustomerState
 from streams.core.trusted import trusted
@@ -71,11 +71,6 @@ class Outcome:
     duplicate: bool = False
     refused: str | None = None
     conflict: bool = False
-
-
-def iso(ts: float) -> str:
-    """Epoch seconds as an ISO-8601 UTC instant, as used in causes."""
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _later(current: float | None, ts: float) -> float:
@@ -188,7 +183,7 @@ def _change(
         to=to,
         reason=reason,
         caused_by=caused_by,
-        at=datetime.fromtimestamp(at, UTC),
+        at=instant(at),
     )
 
 
@@ -255,7 +250,10 @@ def next_due(state: CustomerState) -> float | None:
 
 def _schedule(state: CustomerState, model: Model) -> None:
     after = state.checked_at if state.checked_at is not None else state.last_seen
-    state.due_at = model.rules.next_due(state, after)
+    due = model.rules.next_due(state, after)
+    # A due time past what a datetime can hold could never be stamped on a change: time alone never
+    # changes this customer (a rules file with thresholds of millennia, an event near year 9999).
+    state.due_at = None if due is None or not due <= LATEST_INSTANT else due
 
 
 def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) -> None:

@@ -11,6 +11,7 @@ number field refuses a non-finite number with a message naming the field (as it 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -72,14 +73,66 @@ def decode(message: InputMessage, max_bytes: int) -> TouchpointEvent | str:
     return event
 
 
-def dead_letter(message: InputMessage, error: str, received_at: datetime | None = None) -> DeadLetter:
-    """The dead-letter record of a message: raw bytes, the error and where it came from."""
+#: The largest message the worker's producer sends (its `max_request_size`, `JOURNEY_MAX_PUBLISH_BYTES`):
+#: aiokafka's default, which is also the usual broker limit (`message.max.bytes`).
+MESSAGE_LIMIT = 1_048_576
+#: Room kept within that limit for the record's framing in its batch (batch header, lengths, timestamps).
+FRAMING_BYTES = 512
+#: Most bytes of the raw key a dead letter keeps; the raw value gets the rest of the room.
+KEY_BYTES_KEPT = 4096
+#: Longest error text a dead letter keeps (characters); a longer one is cut, saying how long it was.
+ERROR_CHARS = 4096
+
+
+def bounded_error(error: str, chars: int = ERROR_CHARS) -> str:
+    """The error text, cut to `chars` characters (it may quote the sender's field names, of any length)."""
+    if len(error) <= chars:
+        return error
+    note = f"… (cut: {len(error)} characters in all)"
+    return error[: max(0, chars - len(note))] + note
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+def _sha256(raw: bytes | None) -> str | None:
+    return None if raw is None else hashlib.sha256(raw).hexdigest()
+
+
+def dead_letter(
+    message: InputMessage, error: str, received_at: datetime | None = None, limit: int = MESSAGE_LIMIT
+) -> DeadLetter:
+    """The dead-letter record of a message: raw bytes, the error and where it came from.
+
+    It never serialises to more than `limit` bytes less `FRAMING_BYTES`, so the producer and the
+    broker always take it: a raw key or value that would not fit is cut (`truncated`), and the
+    sizes and SHA-256 of the whole key and value say what was received. A dead letter that could not
+    be published would stop its partition for good.
+    """
+    key, value = message.key, message.value
+    fields = {
+        "raw_key_size": None if key is None else len(key),
+        "raw_key_sha256": _sha256(key),
+        "raw_value_size": None if value is None else len(value),
+        "raw_value_sha256": _sha256(value),
+        "error": bounded_error(error),
+        "source_topic": message.topic,
+        "source_partition": message.partition,
+        "source_offset": message.offset,
+        "received_at": received_at or datetime.now(UTC),
+    }
+    empty = DeadLetter(
+        raw_key_b64=None if key is None else "", raw_value_b64=None if value is None else "", truncated=False, **fields
+    )
+    room = limit - FRAMING_BYTES - len(empty.__pydantic_serializer__.to_json(empty))
+    key_kept = 0 if key is None else min(len(key), KEY_BYTES_KEPT, max(0, room // 4 * 3))
+    room -= 4 * -(-key_kept // 3)  # base64 of key_kept bytes
+    value_kept = 0 if value is None else min(len(value), max(0, room // 4 * 3))
+    truncated = (key is not None and key_kept < len(key)) or (value is not None and value_kept < len(value))
     return DeadLetter(
-        raw_key_b64=None if message.key is None else base64.b64encode(message.key).decode(),
-        raw_value_b64=None if message.value is None else base64.b64encode(message.value).decode(),
-        error=error,
-        source_topic=message.topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-        received_at=received_at or datetime.now(UTC),
+        raw_key_b64=None if key is None else _b64(key[:key_kept]),
+        raw_value_b64=None if value is None else _b64(value[:value_kept]),
+        truncated=truncated,
+        **fields,
     )

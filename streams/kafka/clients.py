@@ -67,8 +67,11 @@ def admin(settings: Settings) -> AIOKafkaAdminClient:
 
 
 def worker_producer(settings: Settings) -> AIOKafkaProducer:
-    """The worker's producer: every output acknowledged by all in-sync replicas, batched generously."""
-    return producer(settings, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    """The worker's producer: every output acknowledged by all in-sync replicas, batched generously, and no
+    message larger than `JOURNEY_MAX_PUBLISH_BYTES` (dead letters are cut to fit it)."""
+    return producer(
+        settings, acks="all", linger_ms=5, max_batch_size=256 * 1024, max_request_size=settings.max_publish_bytes
+    )
 
 
 def worker_consumer(settings: Settings) -> AIOKafkaConsumer:

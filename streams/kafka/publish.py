@@ -13,10 +13,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 #: Customer keys whose murmur2 hash is remembered (aiokafka's murmur2 is pure Python).
 KEY_HASHES_KEPT = 200_000
+#: aiokafka's default `max_request_size`: the largest message a producer sends (`JOURNEY_MAX_PUBLISH_BYTES`).
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+#: Room within that limit for a record's framing in its batch (as `streams.core.intake.FRAMING_BYTES`).
+FRAMING_BYTES = 512
 
 _partitioner = DefaultPartitioner()
 
@@ -40,14 +45,22 @@ class Message(Protocol):
 class BatchPublisher:
     """Sends a list of messages as record batches and returns once the broker acknowledged all of them."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.producer = producer
+        self.max_request_size = max_request_size  # the producer's own: `send_batch` does not check it
         self._key_hashes: dict[bytes, int] = {}
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        """Raises `MessageSizeTooLargeError` before sending anything when one message exceeds the limit."""
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
         partitions: dict[str, list[int]] = {}
+        room = self.max_request_size - FRAMING_BYTES
         for m in messages:
+            if len(m.value) + len(m.key or b"") > room:
+                raise MessageSizeTooLargeError(
+                    f"a message for {m.topic} of {len(m.value) + len(m.key or b'')} bytes does not fit the "
+                    f"producer's {self.max_request_size}-byte limit"
+                )
             if m.topic not in partitions:
                 partitions[m.topic] = sorted(await self.producer.partitions_for(m.topic))
             by_partition[(m.topic, self.partition_of(m.key, partitions[m.topic]))].append((m.key, m.value))

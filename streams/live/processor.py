@@ -6,6 +6,11 @@ partition (state + due times + outbox + applied offset, pipelined together), one
 publish of the outbox, one trim. The Kafka offsets are acknowledged only after that,
 and an input offset at or below the partition's applied offset is skipped, so a
 redelivered event changes nothing and emits nothing twice.
+
+Nothing one message or one customer holds may stop the others: an event the core fails on, an
+event dated outside the accepted range (`streams/core/timeguard.py`), and every event of a
+customer whose stored state cannot be read (quarantined: `_quarantine`) are dead-lettered, and a
+customer the sweep fails on loses their due time; the batch and the sweep go on.
 """
 
 from __future__ import annotations
@@ -18,15 +23,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from schemas import TouchpointEvent
-from streams.core import CustomerState, Outcome, advance, apply_event, next_due
-from streams.core.engine import RulesLoop
+from streams.core import CustomerState, Outcome, advance, apply_event, next_due, reasons
+from streams.core.engine import iso
 from streams.core.intake import InputMessage, dead_letter, decode
 from streams.core.model import Model
 from streams.live import outbox
 from streams.live.retry import retrying
 from streams.live.warm_states import WarmStates
 from streams.settings import Settings
-from streams.store import JourneyStore, PartitionCommit
+from streams.store import JourneyStore, PartitionCommit, Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,11 @@ class Stats:
     published: int = 0
     fenced_batches: int = 0
     conflicts: int = 0  # events dead-lettered because their id was applied before with other content
+    quarantined: int = 0  # customers this worker found with a state it cannot read
+    sweep_failures: int = 0  # customers whose due time was dropped because advancing them failed
     redis_round_trips: int = 0
-    by_error: Counter = field(default_factory=Counter)
+    #: Dead letters per kind of reason: a bounded set (`streams/core/reasons.py`), whatever senders send.
+    by_error: Counter[str] = field(default_factory=Counter)
 
     def counters(self) -> dict[str, int]:
         """The plain counts, by name."""
@@ -73,11 +81,20 @@ class _Pending:
 class Processor:
     """Applies batches and sweeps for one worker. One at a time: both hold `lock`."""
 
-    def __init__(self, settings: Settings, store: JourneyStore, publish: Publish, model: Model | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: JourneyStore,
+        publish: Publish,
+        model: Model | None = None,
+        wall: Callable[[], float] = time.time,
+    ):
         self.settings = settings
         self.model = model if model is not None else settings.load_model()
         self.store = store
         self.publish = publish
+        self.wall = wall  # the wall clock: event times are checked against it, in both clock modes
+        self.guard = settings.time_guard()
         self.lock = asyncio.Lock()
         self.stats = Stats()
         self.warm = WarmStates(settings.warm_states)
@@ -89,13 +106,21 @@ class Processor:
     def _emit(self, out: Outcome, pending: _Pending) -> None:
         s = self.settings
         key = out.state.customer_id
-        for change in out.changes:
-            pending.send(outbox.message(s.topic_type_changes, key, change))
-        for action in out.actions:
-            pending.send(outbox.message(s.topic_nurture_actions, key, action))
+        if out.changes or out.actions:  # serialised first: should one fail, none is half-sent
+            made = [outbox.message(s.topic_type_changes, key, change) for change in out.changes]
+            made += [outbox.message(s.topic_nurture_actions, key, action) for action in out.actions]
+            for message in made:
+                pending.send(message)
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)
+
+    def _dead_letter(self, pending: _Pending, msg: InputMessage, error: str) -> None:
+        """Send the message to the dead-letter topic (cut to the publish limit) and count its reason's kind."""
+        letter = dead_letter(msg, error, limit=self.settings.max_publish_bytes)
+        pending.send(outbox.message(self.settings.topic_dead_letter, None, letter))
+        self.stats.dead_lettered += 1
+        reasons.count(self.stats.by_error, error)
 
     def _finish(self, pending: _Pending) -> None:
         commit = pending.commit
@@ -113,12 +138,14 @@ class Processor:
                 self.warm.forget_all()
                 raise
 
-    async def _load(self, partitions: list[int], wanted: dict[str, int]) -> tuple[dict, dict[str, CustomerState]]:
+    async def _load(
+        self, partitions: list[int], wanted: dict[str, int], unreadable: dict[str, Unreadable]
+    ) -> tuple[dict, dict[str, CustomerState]]:
         """The partitions' marks and the wanted customers' states (customer id -> partition), in one round trip
-        for what must be read from Redis."""
+        for what must be read from Redis. States that cannot be read go into `unreadable`."""
         remembered, to_read = self._split_remembered(wanted)
-        marks, states = await self._redis(lambda: self.store.load(partitions, to_read), "Redis read")
-        await self._add_remembered(remembered, marks, states)
+        marks, states = await self._redis(lambda: self.store.load(partitions, to_read, unreadable), "Redis read")
+        await self._add_remembered(remembered, marks, states, unreadable)
         return marks, states
 
     def _split_remembered(self, wanted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
@@ -127,7 +154,13 @@ class Processor:
         remembered = {cid: p for cid, p in wanted.items() if warm.get(p, cid) is not None}
         return remembered, [cid for cid in wanted if cid not in remembered]
 
-    async def _add_remembered(self, remembered: dict[str, int], marks: dict, states: dict[str, CustomerState]) -> None:
+    async def _add_remembered(
+        self,
+        remembered: dict[str, int],
+        marks: dict,
+        states: dict[str, CustomerState],
+        unreadable: dict[str, Unreadable],
+    ) -> None:
         """Add the remembered states whose partition nobody else wrote since (the marks tell); read the others."""
         trusted = {p: self.warm.check(p, marks[p].writer) for p in set(remembered.values())}
         stale = []
@@ -138,10 +171,51 @@ class Processor:
             else:
                 states[cid] = state
         if stale:
-            states.update(await self._redis(lambda: self.store.load_states(stale), "Redis state read"))
+            states.update(await self._redis(lambda: self.store.load_states(stale, unreadable), "Redis state read"))
+
+    async def _quarantine(self, unreadable: dict[str, Unreadable], found: dict[str, str]) -> None:
+        """Keep the unreadable states under their quarantine keys; log and count the customers new to it.
+
+        The customer stays quarantined while their state cannot be read: their events are
+        dead-lettered (none is applied to a state that is not there, nor to a fresh one that would
+        overwrite it), their due time is dropped, and every other customer goes on. `journey explain`
+        shows why; `journey release` ends it (README).
+        """
+        since = iso(self.wall())
+        found_by = {cid: (bad, found.get(cid, "")) for cid, bad in unreadable.items()}
+        new = await self._redis(lambda: self.store.quarantine(found_by, since), "Redis quarantine")
+        self.stats.quarantined += len(new)
+        for cid in new:
+            log.error(
+                "customer %r quarantined: their state in Redis cannot be read (%r); their events are dead-lettered "
+                "until it is repaired or released (journey explain / journey release)",
+                cid,
+                unreadable[cid].reason,
+            )
+
+    @staticmethod
+    def _quarantined(bad: Unreadable) -> str:
+        """The dead-letter reason of an event of a quarantined customer."""
+        return (
+            f"{reasons.QUARANTINED}: their stored state cannot be read ({bad.reason}); the event was not applied "
+            "(journey explain shows the state, journey release ends the quarantine)"
+        )
+
+    def _decode(self, messages: list[InputMessage]) -> list[tuple[InputMessage, TouchpointEvent | str]]:
+        """Each message's event, or why it cannot be one: undecodable, or dated outside the accepted range."""
+        now = self.wall()
+        earliest, latest = self.guard.bounds(now)
+        max_bytes = self.settings.max_message_bytes
+        decoded: list[tuple[InputMessage, TouchpointEvent | str]] = []
+        for m in messages:
+            ev = decode(m, max_bytes)
+            if isinstance(ev, TouchpointEvent) and not earliest <= ev.occurred_ts <= latest:
+                ev = self.guard.refusal(ev.occurred_ts, now) or ev
+            decoded.append((m, ev))
+        return decoded
 
     async def _process_batch(self, messages: list[InputMessage]) -> None:
-        decoded = [(m, decode(m, self.settings.max_message_bytes)) for m in messages]
+        decoded = self._decode(messages)
         by_partition: dict[int, list] = defaultdict(list)
         wanted: dict[str, int] = {}
         for item in decoded:
@@ -150,7 +224,14 @@ class Processor:
             if isinstance(ev, TouchpointEvent):
                 wanted[ev.customer_id] = msg.partition
         partitions = list(by_partition)
-        marks, states = await self._load(partitions, wanted)
+        unreadable: dict[str, Unreadable] = {}
+        marks, states = await self._load(partitions, wanted, unreadable)
+        if unreadable:
+            found = {}
+            for msg, ev in reversed(decoded):  # reversed: the first event of each customer is kept
+                if isinstance(ev, TouchpointEvent) and ev.customer_id in unreadable:
+                    found[ev.customer_id] = f"event at {msg.topic}[{msg.partition}] offset {msg.offset}"
+            await self._quarantine(unreadable, found)
 
         commits = []
         for p, items in by_partition.items():
@@ -165,22 +246,21 @@ class Processor:
                     continue
                 commit.new_offset = msg.offset
                 if isinstance(ev, str):
-                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, ev)))
-                    self.stats.dead_lettered += 1
-                    self.stats.by_error[ev.split(":")[0]] += 1
+                    self._dead_letter(pending, msg, ev)
+                    continue
+                cid = ev.customer_id
+                if cid in unreadable:
+                    self._dead_letter(pending, msg, self._quarantined(unreadable[cid]))
                     continue
                 self.stats.events += 1
-                cid = ev.customer_id
                 state = touched.get(cid)
                 try:
                     # In place, the batch's later events of a customer too: a copy per event cost more than
                     # the rest of the core. Should the core fail half-way, the state is rebuilt instead.
                     out = apply_event(states.get(cid) if state is None else state, ev, self.model, in_place=True)
                 except Exception as exc:  # a poison event must not stall the partition
-                    log.exception("applying event %s failed; dead-lettering it", ev.event_id)
-                    error = f"internal error applying the event: {exc!r}"
-                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
-                    self.stats.dead_lettered += 1
+                    log.exception("applying event %r failed; dead-lettering it", ev.event_id)
+                    self._dead_letter(pending, msg, f"{reasons.INTERNAL}: {exc!r}")
                     failed.add(id(ev))
                     earlier = [
                         e
@@ -221,6 +301,7 @@ class Processor:
         through changing it in place: read from Redis again, and those events applied once more (the
         core is pure, so they give the same state; their outputs are already in the outbox)."""
         self.warm.forget(cid)
+        # It was read (or absent) at the start of the batch; it cannot have become unreadable since.
         state = (await self._redis(lambda: self.store.load_states([cid]), "Redis state read")).get(cid)
         for event in earlier:
             out = apply_event(state, event, self.model, in_place=True)
@@ -313,10 +394,23 @@ class Processor:
     async def _sweep_due(
         self, due: dict[int, list[str]], wanted: dict[str, int], marks: dict, now_by_partition: dict[int, float]
     ) -> None:
-        """Advance the due customers in place, then commit and publish what time changed."""
+        """Advance the due customers in place, then commit and publish what time changed.
+
+        A customer whose state cannot be read is quarantined; one whose advance fails (any error, as for
+        an event) loses their due time, logged and counted: their next event judges them again. Either
+        way the other customers and the sweep go on, and the partition's sweep does not fail for good.
+        """
         remembered, to_read = self._split_remembered(wanted)
-        states = await self._redis(lambda: self.store.load_states(to_read), "Redis state read") if to_read else {}
-        await self._add_remembered(remembered, marks, states)
+        unreadable: dict[str, Unreadable] = {}
+        states = (
+            await self._redis(lambda: self.store.load_states(to_read, unreadable), "Redis state read")
+            if to_read
+            else {}
+        )
+        await self._add_remembered(remembered, marks, states, unreadable)
+        if unreadable:
+            topic = self.settings.topic_touchpoints
+            await self._quarantine(unreadable, {cid: f"sweep of {topic}[{wanted[cid]}]" for cid in unreadable})
         commits = []
         for p, members in due.items():
             if not members:
@@ -326,18 +420,24 @@ class Processor:
             pending = _Pending(commit)
             for cid in members:
                 state = states.get(cid)
-                if state is None:
+                if state is None:  # gone, or quarantined: time alone has nothing to change
                     commit.due[cid] = None
                     continue
                 try:  # in place: on failure the state is not written back, Redis keeps it as it was
                     out = advance(state, now_by_partition[p], self.model, in_place=True)
-                except RulesLoop:  # contradicting rules: stop watching this customer, keep the others going
-                    log.exception("advancing customer %s failed; their due time is dropped", cid)
+                    self._emit(out, pending)
+                except Exception:  # contradicting rules (RulesLoop), a bug: stop watching them, keep the others going
+                    log.exception(
+                        "advancing customer %r at %s failed; their due time is dropped (their next event judges "
+                        "them again)",
+                        cid,
+                        iso(now_by_partition[p]),
+                    )
+                    self.stats.sweep_failures += 1
                     self.warm.forget(cid)
                     commit.due[cid] = None
                     continue
                 pending.touched[cid] = out.state
-                self._emit(out, pending)
             self._finish(pending)
             commits.append(pending)
         await self._commit_and_publish(commits)

@@ -20,6 +20,7 @@ import socket
 import time
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.core.intake import InputMessage
@@ -33,7 +34,7 @@ from streams.kafka.security import KafkaSetupError
 from streams.kafka.topics import ensure_topics
 from streams.live.collector import YoungCollector
 from streams.live.processor import Processor
-from streams.live.retry import retrying
+from streams.live.retry import PermanentError, permanent, retrying
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -76,7 +77,7 @@ class Worker:
         self.redis = redis_clients.async_client(settings, socket_timeout=30, health_check_interval=10)
         self.producer = clients.worker_producer(settings)
         self.consumer = clients.worker_consumer(settings)
-        self.publisher = BatchPublisher(self.producer)
+        self.publisher = BatchPublisher(self.producer, settings.max_publish_bytes)
         store = JourneyStore.for_settings(self.redis, settings)
         self.processor = Processor(settings, store, self.publisher.publish, model)
         self.stats_key = store.keys.stats(socket.gethostname(), os.getpid())
@@ -131,6 +132,8 @@ class Worker:
         while True:
             try:
                 return await self.processor.process_batch(messages)
+            except PermanentError:  # no retry mends it: the worker stops, saying what to fix
+                raise
             except Exception:
                 log.exception("processing a batch of %d messages failed; retrying it in 1s", len(messages))
                 await asyncio.sleep(1.0)
@@ -141,6 +144,8 @@ class Worker:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
                 await self.processor.sweep(self.owned_partitions())
+            except PermanentError:
+                raise
             except Exception:
                 log.exception("the inactivity sweep failed; it runs again in %.1fs", self.settings.sweep_interval_s)
 
@@ -229,3 +234,12 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     except KafkaSetupError as exc:  # TLS or credentials refused: retrying would only hide it
         log.error("not starting: %s", exc)
         raise SystemExit(2) from None
+    except PermanentError as exc:
+        log.error("stopping: %s", exc)
+        raise SystemExit(3) from None
+    except KafkaError as exc:  # raised by the consumer itself (not authorised to read, ...)
+        error = permanent(exc, "consuming the input")
+        if error is None:
+            raise
+        log.error("stopping: %s", error)
+        raise SystemExit(3) from None

@@ -32,6 +32,9 @@ from streams.text import shown
 
 DEMO_ENV = {
     "JOURNEY_CLOCK": "event",
+    # The sample journeys are synthetic and dated 2026: accepted whatever this machine's clock says
+    # (the worker refuses events more than this ahead of its wall clock).
+    "JOURNEY_MAX_EVENT_AHEAD_S": str(10 * 365 * 86_400),
     "JOURNEY_PARTITIONS": "4",
     "JOURNEY_SESSION_TIMEOUT_S": "6",
     "JOURNEY_HEARTBEAT_INTERVAL_S": "1",

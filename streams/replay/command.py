@@ -25,23 +25,24 @@ from streams.settings import Settings
 
 
 @overload
-def parse_until(until: str) -> datetime: ...
+def parse_until(until: str, option: str = ...) -> datetime: ...
 @overload
-def parse_until(until: None) -> None: ...
+def parse_until(until: None, option: str = ...) -> None: ...
 @overload
-def parse_until(until: str | None) -> datetime | None: ...
+def parse_until(until: str | None, option: str = ...) -> datetime | None: ...
 
 
-def parse_until(until: str | None) -> datetime | None:
-    """`--until` as an aware datetime; a time without a timezone is refused, as event times are."""
+def parse_until(until: str | None, option: str = "--until") -> datetime | None:
+    """`--until` (or another time option) as an aware datetime; a time without a timezone is refused,
+    as event times are."""
     if until is None:
         return None
     try:
         at = datetime.fromisoformat(until)
     except ValueError as exc:
-        raise click.BadParameter(f"not an ISO 8601 time: {until!r}", param_hint="--until") from exc
+        raise click.BadParameter(f"not an ISO 8601 time: {until!r}", param_hint=option) from exc
     if at.tzinfo is None:
-        raise click.BadParameter(f"{until!r} has no timezone (add Z or +00:00)", param_hint="--until")
+        raise click.BadParameter(f"{until!r} has no timezone (add Z or +00:00)", param_hint=option)
     return at
 
 
@@ -58,14 +59,16 @@ def replay_command(
     playbook: Path | None = None,
     currency: str | None = None,
     currency_rates: Path | None = None,
+    now: str | None = None,
 ) -> int:
     """Run the replay the options ask for; returns the exit code."""
     from streams.replay.sources import iter_records
 
     at = parse_until(until)
-    if to_kafka and (golden_dir or redis_url or at or rules or playbook or currency or currency_rates):
+    now_at = parse_until(now, "--now")
+    if to_kafka and (golden_dir or redis_url or at or now_at or rules or playbook or currency or currency_rates):
         raise click.UsageError(
-            "--to-kafka produces the events for the live worker; --compare, --redis, --until, --rules, "
+            "--to-kafka produces the events for the live worker; --compare, --redis, --until, --now, --rules, "
             "--playbook, --currency and --currency-rates apply to the offline replay only"
         )
     if speedup is not None and not to_kafka:
@@ -86,7 +89,9 @@ def replay_command(
         mapping_errors = (MappingError,)
     try:
         source = iter_records(file, mapping)
-        return _to_kafka(source, speedup) if to_kafka else _offline(source, model, out_dir, at, redis_url, golden_dir)
+        if to_kafka:
+            return _to_kafka(source, speedup)
+        return _offline(source, model, out_dir, at, redis_url, golden_dir, now_at)
     except mapping_errors as exc:  # the importer names the mapping's line and field
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -105,7 +110,15 @@ def _model(rules: Path | None, playbook: Path | None, currency: str | None = Non
     return Settings.model_validate(overrides).load_model()
 
 
-def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str | None, golden_dir: Path | None) -> int:
+def _offline(
+    source,
+    model,
+    out_dir: Path,
+    at: datetime | None,
+    redis_url: str | None,
+    golden_dir: Path | None,
+    now: datetime | None = None,
+) -> int:
     from streams.replay.golden import compare, print_diff
     from streams.replay.run import run_replay
 
@@ -127,6 +140,8 @@ def _offline(source, model, out_dir: Path, at: datetime | None, redis_url: str |
             out_dir=out_dir,
             redis_url=redis_url,
             progress=lambda done: bar.update(task, completed=source.bytes_read, records=done),
+            now=now,
+            guard=Settings().time_guard(),
         )
         bar.update(task, completed=source.size, records=report.records)
     report.print(console)

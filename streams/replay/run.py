@@ -3,6 +3,11 @@
 Input and output are streamed a chunk at a time, so memory grows with the number of
 customers (their states), not with the number of events. States live in memory, or with
 `redis_url` in a bounded write-back cache over Redis (`RedisStates`).
+
+Event times are checked as the worker checks them (`streams/core/timeguard.py`), against the
+instant `now` the replay is given (by default `until`), never against the machine's clock: an
+event dated too far ahead of it, or before the floor, is dead-lettered, so it cannot move the
+replay's clock past every due time, and the same file gives the same outputs whenever it runs.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from schemas import Dimension
 from streams.core.engine import iso
 from streams.core.model import Model
+from streams.core.timeguard import TimeGuard
 from streams.imports.records import SourceRecord
 from streams.replay.engine import Emitted, OfflineReplay
 from streams.replay.redis_states import RedisStates
@@ -70,6 +76,8 @@ def run_replay(
     progress: Callable[[int], None] | None = None,
     redis_prefix: str = REPLAY_STATES,
     redis_cache: int = 50_000,
+    now: datetime | float | None = None,
+    guard: TimeGuard | None = None,
 ) -> ReplayReport:
     """Replay `records` through the core with `model` (rules, playbook: `Settings().load_model()`)
     in their order; `until` then moves the clock on.
@@ -77,9 +85,13 @@ def run_replay(
     `progress(records_done)` is called every few thousand records and at the end. With
     `out_dir` None nothing is written (the report is still complete). With `redis_url`, at most
     about `redis_cache` states are held in memory; the others wait in Redis under `redis_prefix`.
+    `guard` (`Settings().time_guard()`; its defaults when None) refuses event times before its floor
+    or later than `now` (default: `until`; neither: only its fixed bounds) plus its tolerance.
     """
     started = time.perf_counter()
     until_ts = until.timestamp() if isinstance(until, datetime) else until
+    now_ts = now.timestamp() if isinstance(now, datetime) else now
+    bounds = (guard or TimeGuard()), (until_ts if now_ts is None else now_ts)
     store = RedisStates.from_url(redis_url, prefix=redis_prefix, capacity=redis_cache) if redis_url else None
     replay = OfflineReplay(model, store)
     report = ReplayReport(
@@ -91,6 +103,7 @@ def run_replay(
         # With Redis, a chunk's customers must fit in the cache with room to spare (one load per chunk).
         size = CHUNK if store is None else max(64, min(REDIS_CHUNK, store.capacity // 4))
         for chunk in _chunks(records, size):
+            chunk = _guarded(chunk, *bounds)
             if store is not None:
                 latest = max((r.event.occurred_ts for r in chunk if r.event is not None), default=None)
                 due = replay.due_by(latest) if latest is not None else []
@@ -119,6 +132,19 @@ def run_replay(
     if report.out_dir is not None:
         _write_summary(report, report.out_dir)
     return report
+
+
+def _guarded(chunk: list[SourceRecord], guard: TimeGuard, now: float | None) -> list[SourceRecord]:
+    """The chunk, with each event dated outside the accepted range turned into an error record."""
+    earliest, latest = guard.bounds(now)
+    if all(r.event is None or earliest <= r.event.occurred_ts <= latest for r in chunk):
+        return chunk
+    return [
+        r
+        if r.event is None or earliest <= r.event.occurred_ts <= latest
+        else SourceRecord(r.source, r.line, error=guard.refusal(r.event.occurred_ts, now), raw=r.raw)
+        for r in chunk
+    ]
 
 
 def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs, report: ReplayReport) -> None:

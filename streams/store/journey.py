@@ -12,12 +12,41 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from streams.core import CustomerState
+from streams.core.intake import bounded_error, describe
 from streams.store.keys import Keys
 
 COMMIT_LUA = resources.files("streams.store").joinpath("lua/commit.lua").read_text()
 ADVANCE_CLOCK_LUA = resources.files("streams.store").joinpath("lua/advance_clock.lua").read_text()
+#: Keep a quarantine record unless the customer has one already (the first finding is the one to keep).
+QUARANTINE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'since', ARGV[3], 'found', ARGV[4])
+return 1
+"""
+#: Longest reason kept for a state that cannot be read (characters).
+UNREADABLE_REASON_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored state that does not decode (an older version's, corrupted, poisoned): the raw bytes and why."""
+
+    raw: bytes
+    reason: str
+
+
+def decode_state(raw: bytes | str) -> CustomerState | Unreadable:
+    """The state a Redis record holds, or why it cannot be read (never raises on what Redis holds)."""
+    try:
+        return CustomerState.from_json(raw)
+    except ValidationError as exc:
+        reason = describe(exc).removeprefix("message: ")  # the whole record: not JSON, not an object
+    except ValueError as exc:  # not UTF-8, and the like
+        reason = f"{type(exc).__name__}: {exc}"
+    return Unreadable(raw if isinstance(raw, bytes) else raw.encode(), bounded_error(reason, UNREADABLE_REASON_CHARS))
 
 
 @dataclass(slots=True)
@@ -64,6 +93,25 @@ def _mark(offset, clock, writer) -> PartitionMark:
     return PartitionMark(_offset(offset), float(clock) if clock else 0.0, _text(writer))
 
 
+def _decode_into(
+    states: dict[str, CustomerState],
+    unreadable: dict[str, Unreadable] | None,
+    customer_ids: list[str],
+    raws: list,
+) -> None:
+    for cid, raw in zip(customer_ids, raws, strict=True):
+        if raw is None:
+            continue
+        if unreadable is None:
+            states[cid] = CustomerState.from_json(raw)
+            continue
+        state = decode_state(raw)
+        if isinstance(state, Unreadable):
+            unreadable[cid] = state
+        else:
+            states[cid] = state
+
+
 class JourneyStore:
     """The processor's Redis access. Every method is one round trip."""
 
@@ -73,6 +121,7 @@ class JourneyStore:
         self.history_topic = history_topic  # outbox entries on this topic also go to the customer's history
         self._commit = client.register_script(COMMIT_LUA)
         self._advance_clock = client.register_script(ADVANCE_CLOCK_LUA)
+        self._quarantine = client.register_script(QUARANTINE_LUA)
 
     @classmethod
     def for_settings(cls, client: aioredis.Redis, settings) -> JourneyStore:
@@ -97,10 +146,17 @@ class JourneyStore:
     def outbox_key(self, partition: int) -> str:
         return self.keys.outbox(partition)
 
+    def quarantine_key(self, customer_id: str) -> str:
+        return self.keys.quarantine(customer_id)
+
     async def load(
-        self, partitions: list[int], customer_ids: list[str]
+        self, partitions: list[int], customer_ids: list[str], unreadable: dict[str, Unreadable] | None = None
     ) -> tuple[dict[int, PartitionMark], dict[str, CustomerState]]:
-        """Marks of the partitions and the stored states of the customers (absent ones are left out)."""
+        """Marks of the partitions and the stored states of the customers (absent ones are left out).
+
+        A state that cannot be read goes into `unreadable` (left out of the states); without
+        `unreadable`, it raises, as a bug would.
+        """
         pipe = self.client.pipeline(transaction=False)
         for p in partitions:
             pipe.hmget(self.mark_key(p), "offset", "clock", "writer")
@@ -110,9 +166,7 @@ class JourneyStore:
         marks = {p: _mark(*reply) for p, reply in zip(partitions, replies[: len(partitions)], strict=True)}
         states: dict[str, CustomerState] = {}
         if customer_ids:
-            for cid, raw in zip(customer_ids, replies[len(partitions)], strict=True):
-                if raw is not None:
-                    states[cid] = CustomerState.from_json(raw)
+            _decode_into(states, unreadable, customer_ids, replies[len(partitions)])
         return marks, states
 
     async def commit(self, commits: list[PartitionCommit]) -> dict[int, CommitResult]:
@@ -167,13 +221,33 @@ class JourneyStore:
             for p, members in zip(now_by_partition, replies, strict=True)
         }
 
-    async def load_states(self, customer_ids: list[str]) -> dict[str, CustomerState]:
+    async def load_states(
+        self, customer_ids: list[str], unreadable: dict[str, Unreadable] | None = None
+    ) -> dict[str, CustomerState]:
+        """The stored states of the customers (absent ones are left out; unreadable ones as in `load`)."""
         if not customer_ids:
             return {}
         raws = await self.client.mget([self.state_key(c) for c in customer_ids])
-        return {
-            cid: CustomerState.from_json(raw) for cid, raw in zip(customer_ids, raws, strict=True) if raw is not None
-        }
+        states: dict[str, CustomerState] = {}
+        _decode_into(states, unreadable, customer_ids, raws)
+        return states
+
+    async def quarantine(self, found: dict[str, tuple[Unreadable, str]], since: str) -> list[str]:
+        """Keep each unreadable state, why, since when and who found it, under the customer's quarantine key.
+
+        A customer quarantined already keeps their first record. Returns the customers newly
+        quarantined. The state key is left as it is: the customer stays quarantined while it
+        cannot be read, and a version that reads it again, or a repaired state, ends it.
+        """
+        if not found:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for cid, (bad, where) in found.items():
+            await self._quarantine(
+                keys=[self.quarantine_key(cid)], args=[bad.raw, bad.reason, since, where], client=pipe
+            )
+        replies = await pipe.execute()
+        return [cid for cid, new in zip(found, replies, strict=True) if new == 1]
 
     async def read_outboxes(self, partitions: list[int]) -> dict[int, list[bytes]]:
         pipe = self.client.pipeline(transaction=False)

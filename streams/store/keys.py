@@ -4,6 +4,8 @@ With P the configured key prefix and T the input topic:
 
     P:c:<customer id>        the customer's state (JSON)
     P:h:<customer id>        list: the customer's latest type changes, newest first (for `journey explain`)
+    P:q:<customer id>        hash: the quarantine record of a customer whose state cannot be read: state
+                             (the raw state as found), reason, since (ISO time), found (by which event or sweep)
     P:mark:T:<partition>     hash: offset (last applied input offset), clock (latest event time),
                              writer (token of the last commit: see streams/live/warm_states.py)
     P:due:T:<partition>      sorted set: customer id -> when time alone would change them
@@ -47,6 +49,9 @@ class Keys:
 
     def history(self, customer_id: str) -> str:
         return f"{self.prefix}:h:{customer_id}"
+
+    def quarantine(self, customer_id: str) -> str:
+        return f"{self.prefix}:q:{customer_id}"
 
     def mark(self, partition: int) -> str:
         return f"{self.prefix}:mark:{self.topic}:{partition}"

@@ -9,11 +9,11 @@ the state and shown by `journey explain`, never silently dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas import NurtureAction, TypeChange
 from streams.core import ids
+from streams.core.instants import instant
 from streams.core.playbook.spec import Action, Kind, PlaybookFile
 from streams.core.state import CustomerState
 from streams.core.trusted import trusted
@@ -82,7 +82,7 @@ class Playbook:
                     priority=action.priority,
                     params={**action.params, "type": change.to, "rule": change.reason.rule},
                     triggered_by=change.change_id,
-                    at=datetime.fromtimestamp(at, UTC),
+                    at=instant(at),
                 )
             )
 
