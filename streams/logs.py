@@ -2,12 +2,15 @@
 
 Log lines carry text from outside: event and customer ids, exception messages (which may
 quote a URL or a value a sender chose). A filter on the handler rewrites each record's final
-message once, so no call site has to remember to.
+message once, so no call site has to remember to. Both formats, text and JSON
+(`JOURNEY_LOG_FORMAT=json`, for log collectors), pass through that one filter.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 
 from streams.text import printable, redact
 
@@ -34,9 +37,35 @@ class SafeLogFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: tuple[str, ...] = ()) -> None:
-    """Log to stderr at `level`, every line through `SafeLogFilter`."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, process, exc (the traceback, or null).
+
+    The message and traceback arrive already redacted and escaped by `SafeLogFilter`; JSON's own
+    escaping then keeps every newline of a traceback inside its one line.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_text
+        if exc is None and record.exc_info:  # a record that did not pass the filter (not ours)
+            exc = self.formatException(record.exc_info)
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+            "exc": exc,
+        }
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, secrets: tuple[str, ...] = (), fmt: str = "text") -> None:
+    """Log to stderr at `level`, every line through `SafeLogFilter`; `fmt` is `text` or `json`."""
+    if fmt not in ("text", "json"):
+        raise ValueError(f"unknown log format {fmt!r}: use text or json")
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     handler.addFilter(SafeLogFilter(secrets))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

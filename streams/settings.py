@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: A Kafka topic name, as Kafka itself allows them (the names are also part of Redis key names).
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+#: A shorter bearer token could be guessed; it is also too short for the log filter to redact safely.
+MIN_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -85,12 +87,40 @@ class Settings(BaseSettings):
         32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
 
+    http_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the worker's HTTP endpoint (metrics, health, profiles) listens on; 0.0.0.0 in the image.",
+    )
+    http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        8080, description="Port of the worker's HTTP endpoint; 0 turns it off."
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the profile route (/customers/{id}) requires. Unset: that route is served only "
+        "when the endpoint listens on a loopback address (secret: never printed).",
+    )
+    health_stall_s: PositiveFloat = Field(
+        120.0,
+        description="/healthz fails once a batch has been in flight, or Kafka not polled, for longer than this.",
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object per line.")
+
     @field_validator("key_prefix")
     @classmethod
     def _not_reserved(cls, prefix: str) -> str:
         if prefix in RESERVED_PREFIXES:
             raise ValueError(f"{prefix!r} is reserved for the keys of `journey replay --redis`; choose another prefix")
         return prefix
+
+    @field_validator("http_token")
+    @classmethod
+    def _token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None or not token.get_secret_value():
+            return None  # set but empty: as if unset
+        if len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)")
+        return token
 
     @property
     def redis_dsn(self) -> str:
@@ -105,7 +135,8 @@ class Settings(BaseSettings):
     def secrets(self) -> tuple[str, ...]:
         """Every secret value these settings hold, for the log filter to redact wherever it appears."""
         password = urlsplit(self.redis_dsn).password
-        return tuple(s for s in (self.redis_dsn, password) if s)
+        token = self.http_token.get_secret_value() if self.http_token is not None else None
+        return tuple(s for s in (self.redis_dsn, password, token) if s)
 
     def load_model(self) -> Model:
         """The rules and playbook these settings name, validated (a bad file raises, naming the line)."""

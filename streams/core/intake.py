@@ -75,3 +75,37 @@ def dead_letter(message: InputMessage, error: str, received_at: datetime | None 
         source_offset=message.offset,
         received_at=received_at or datetime.now(UTC),
     )
+
+
+#: Dead-letter reasons as fixed words, for counting (`reason_kind`): the reasons themselves carry sizes,
+#: field names and the sender's key.
+DEAD_LETTER_KINDS = (
+    "empty_value",
+    "too_large",
+    "missing_key",
+    "key_mismatch",
+    "invalid_json",
+    "invalid_event",
+    "internal_error",
+    "other",
+)
+INTERNAL_ERROR = "internal error applying the event"
+
+
+def reason_kind(error: str) -> str:
+    """Which of `DEAD_LETTER_KINDS` a dead-letter reason (of `decode`, or `INTERNAL_ERROR`) is."""
+    if error.startswith("empty message value"):
+        return "empty_value"
+    if error.startswith("message of ") and "exceeds" in error:
+        return "too_large"
+    if error.startswith("empty message key"):
+        return "missing_key"
+    if error.startswith("message key "):
+        return "key_mismatch"
+    if error.startswith("message: Invalid JSON"):
+        return "invalid_json"
+    if error.startswith(INTERNAL_ERROR):
+        return "internal_error"
+    if ": " in error:  # `describe`: "<field>: <what is wrong>; ..."
+        return "invalid_event"
+    return "other"

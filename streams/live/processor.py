@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from schemas import TouchpointEvent
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
 from streams.core.engine import RulesLoop
-from streams.core.intake import InputMessage, dead_letter, decode
+from streams.core.intake import INTERNAL_ERROR, InputMessage, dead_letter, decode, reason_kind
 from streams.core.model import Model
 from streams.live import outbox
 from streams.live.retry import retrying
@@ -48,7 +48,11 @@ class Stats:
     published: int = 0
     fenced_batches: int = 0
     redis_round_trips: int = 0
-    by_error: Counter = field(default_factory=Counter)
+    by_error: Counter = field(default_factory=Counter)  # dead letters by `intake.reason_kind`
+    #: (dimension, to, from) of every type change, and (action, None when sent or the suppression's kind):
+    #: the labelled counts of /metrics, counted here so a scrape only reads them.
+    changes_by: Counter = field(default_factory=Counter)
+    actions_by: Counter = field(default_factory=Counter)
 
     def counters(self) -> dict[str, int]:
         """The plain counts, by name."""
@@ -88,10 +92,15 @@ class Processor:
     def _emit(self, out: Outcome, pending: _Pending) -> None:
         s = self.settings
         key = out.state.customer_id
+        stats = self.stats
         for change in out.changes:
             pending.send(outbox.message(s.topic_type_changes, key, change))
+            stats.changes_by[change.dimension, change.to, change.from_] += 1
         for action in out.actions:
             pending.send(outbox.message(s.topic_nurture_actions, key, action))
+            stats.actions_by[action.action, None] += 1
+        for suppressed in out.suppressed:
+            stats.actions_by[suppressed.action, suppressed.kind] += 1
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)
@@ -166,7 +175,7 @@ class Processor:
                 if isinstance(ev, str):
                     pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, ev)))
                     self.stats.dead_lettered += 1
-                    self.stats.by_error[ev.split(":")[0]] += 1
+                    self.stats.by_error[reason_kind(ev)] += 1
                     continue
                 self.stats.events += 1
                 cid = ev.customer_id
@@ -177,9 +186,10 @@ class Processor:
                     out = apply_event(states.get(cid) if state is None else state, ev, self.model, in_place=True)
                 except Exception as exc:  # a poison event must not stall the partition
                     log.exception("applying event %s failed; dead-lettering it", ev.event_id)
-                    error = f"internal error applying the event: {exc!r}"
+                    error = f"{INTERNAL_ERROR}: {exc!r}"
                     pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, error)))
                     self.stats.dead_lettered += 1
+                    self.stats.by_error["internal_error"] += 1
                     failed.add(id(ev))
                     earlier = [
                         e
