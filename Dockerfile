@@ -23,5 +23,9 @@ RUN groupadd --system --gid 10001 journey \
 USER journey
 WORKDIR /home/journey
 
-# Every setting comes from JOURNEY_* environment variables (see streams/settings.py).
+# Every setting comes from JOURNEY_* environment variables (see streams/settings.py). The HTTP
+# endpoint (metrics, /healthz, /readyz, profiles) listens on every interface of the container.
+ENV JOURNEY_HTTP_HOST=0.0.0.0 \
+    JOURNEY_HTTP_PORT=8080
+EXPOSE 8080
 CMD ["journey", "worker"]

@@ -23,6 +23,10 @@ One run starts a Tansu broker and a redis-server (`LocalStack`), creates the top
     `caused_by` is the event id. Latency = produce call → that change read back from the
     type-changes topic.
 
+Throughout (b) and (c) the worker serves its HTTP endpoint and the benchmark scrapes /metrics
+every `--scrape-every` seconds (15, Prometheus's usual interval; 0 turns the endpoint off), so
+the figures are those of a worker with its metrics on.
+
 It prints figures and never asserts on them. The worker and the stack are always stopped.
 
 Two things about this local broker (Tansu) that the figures depend on:
@@ -42,6 +46,7 @@ import json
 import math
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -92,7 +97,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--stall-timeout", type=float, default=60.0, help="give up when the worker makes no progress for this long (s)"
     )
+    p.add_argument(
+        "--scrape-every",
+        type=float,
+        default=15.0,
+        help="the worker serves its HTTP endpoint and /metrics is scraped this often during (b) and (c), "
+        "as Prometheus would (s; 0: endpoint off)",
+    )
     return p.parse_args(argv)
+
+
+async def scrape_metrics(port: int, every: float, counts: dict[str, int]) -> None:
+    """GET /metrics every `every` seconds until cancelled, counting the scrapes that answered 200."""
+    import urllib.request
+
+    def once() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            response.read()
+            return response.status == 200
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            counts["ok" if await asyncio.to_thread(once) else "failed"] += 1
+        except OSError:
+            counts["failed"] += 1
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for the worker's HTTP endpoint)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def kafka_settings(bootstrap: str) -> Settings:
@@ -647,14 +683,28 @@ async def phases(args, stack: LocalStack, env: dict[str, str], box: dict) -> Non
         "redis-server": stack.processes["redis"].pid,
         "this benchmark": os.getpid(),
     }
-    pipe = await run_pipeline(settings, worker, started, ends, log_path, args.stall_timeout, pids)
-    console.print(f"(b) whole pipeline: {pipe.rate:,.0f} ev/s")
+    scrapes = {"ok": 0, "failed": 0}
+    scraper = (
+        asyncio.create_task(scrape_metrics(settings.http_port, args.scrape_every, scrapes))
+        if settings.http_port
+        else None
+    )
+    try:
+        pipe = await run_pipeline(settings, worker, started, ends, log_path, args.stall_timeout, pids)
+        console.print(f"(b) whole pipeline: {pipe.rate:,.0f} ev/s")
 
-    lat = None
-    if args.steady_seconds > 0 and args.steady_rate > 0:
-        await wait_caught_up(settings, ends, worker, log_path, timeout=30)
-        lat = await steady_latency(settings, args.steady_rate, args.steady_seconds, last_time)
-        check_alive(worker, log_path)
+        lat = None
+        if args.steady_seconds > 0 and args.steady_rate > 0:
+            await wait_caught_up(settings, ends, worker, log_path, timeout=30)
+            lat = await steady_latency(settings, args.steady_rate, args.steady_seconds, last_time)
+            check_alive(worker, log_path)
+    finally:
+        if scraper is not None:
+            scraper.cancel()
+    if scraper is not None:
+        console.print(
+            f"/metrics scraped every {args.scrape_every:g}s: {scrapes['ok']} answered, {scrapes['failed']} failed"
+        )
     print_report(args, n, preproduce_s, bare, pipe, lat)
 
 
@@ -676,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
         here = str(Path(__file__).resolve().parents[1])
         pythonpath = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
         env = local_env(stack, JOURNEY_PARTITIONS=str(args.partitions), JOURNEY_CLOCK="event", PYTHONPATH=pythonpath)
+        if args.scrape_every > 0:
+            env["JOURNEY_HTTP_PORT"] = str(free_port())
         console.print(f"broker {stack.bootstrap}, Redis {stack.redis_url}, logs in {stack.workdir}")
         asyncio.run(phases(args, stack, env, box))
         return 0

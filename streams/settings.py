@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: A Kafka topic name, as Kafka itself allows them (the names are also part of Redis key names).
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+#: A shorter bearer token could be guessed; it is also too short for the log filter to redact safely.
+MIN_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -170,6 +172,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"{path} does not exist or is not a file")
         return self
 
+    http_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the worker's HTTP endpoint (metrics, health, profiles) listens on; 0.0.0.0 in the image.",
+    )
+    http_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        8080, description="Port of the worker's HTTP endpoint; 0 turns it off."
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the profile route (/customers/{id}) requires. Unset: that route is served only "
+        "when the endpoint listens on a loopback address (secret: never printed).",
+    )
+    health_stall_s: PositiveFloat = Field(
+        120.0,
+        description="/healthz fails once a batch has been in flight, or Kafka not polled, for longer than this.",
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object per line.")
+
     @field_validator("key_prefix")
     @classmethod
     def _not_reserved(cls, prefix: str) -> str:
@@ -204,6 +225,15 @@ class Settings(BaseSettings):
         check_kafka_security(self)
         return self
 
+    @field_validator("http_token")
+    @classmethod
+    def _token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None or not token.get_secret_value():
+            return None  # set but empty: as if unset
+        if len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)")
+        return token
+
     @property
     def redis_dsn(self) -> str:
         """The Redis URL itself, password included: for building clients only, never for printing."""
@@ -220,7 +250,8 @@ class Settings(BaseSettings):
         kafka = [
             secret.get_secret_value() for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret
         ]
-        return tuple(s for s in (self.redis_dsn, password, *kafka) if s)
+        token = self.http_token.get_secret_value() if self.http_token is not None else None
+        return tuple(s for s in (self.redis_dsn, password, *kafka, token) if s)
 
     def load_model(self) -> Model:
         """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""

@@ -90,3 +90,46 @@ def count(counts: Counter[str], error: str) -> str:
         name = OTHER
     counts[name] += 1
     return name
+
+
+#: Fixed labels of dead-letter reasons, for the labels of /metrics (`label`): a handful of words,
+#: where `kind` keeps enough of the text for a person to tell the kinds apart.
+LABELS = (
+    "empty_value",
+    "too_large",
+    "missing_key",
+    "key_mismatch",
+    "invalid_json",
+    "invalid_event",
+    "event_time",
+    "no_rate",
+    "conflict",
+    "quarantined",
+    "offsets_lost",
+    "internal_error",
+    "other",
+)
+_LABEL_STARTS = (
+    ("empty message value", "empty_value"),
+    ("message of ", "too_large"),
+    ("empty message key", "missing_key"),
+    ("message key ", "key_mismatch"),
+    ("message: Invalid JSON", "invalid_json"),
+    (TOO_EARLY, "event_time"),
+    (TOO_LATE, "event_time"),
+    ("payload.currency: no rate", "no_rate"),
+    ("conflict: ", "conflict"),
+    (QUARANTINED, "quarantined"),
+    ("offsets lost", "offsets_lost"),
+    (INTERNAL, "internal_error"),
+)
+
+
+def label(error: str) -> str:
+    """Which of `LABELS` a dead-letter reason is."""
+    for start, name in _LABEL_STARTS:
+        if error.startswith(start):
+            return name
+    if ": " in error:  # a validation summary (`streams.core.intake.describe`): "<field>: <what is wrong>; ..."
+        return "invalid_event"
+    return "other"

@@ -58,6 +58,12 @@ class Stats:
     redis_round_trips: int = 0
     #: Dead letters per kind of reason: a bounded set (`streams/core/reasons.py`), whatever senders send.
     by_error: Counter[str] = field(default_factory=Counter)
+    #: Dead letters per fixed label (`reasons.label`), for the labels of /metrics.
+    dead_letters_by_label: Counter[str] = field(default_factory=Counter)
+    #: (dimension, to, from) of every type change, and (action, None when sent or the suppression's kind):
+    #: the labelled counts of /metrics, counted here so a scrape only reads them.
+    changes_by: Counter = field(default_factory=Counter)
+    actions_by: Counter = field(default_factory=Counter)
 
     def counters(self) -> dict[str, int]:
         """The plain counts, by name."""
@@ -111,6 +117,13 @@ class Processor:
             made += [outbox.message(s.topic_nurture_actions, key, action) for action in out.actions]
             for message in made:
                 pending.send(message)
+        stats = self.stats
+        for change in out.changes:
+            stats.changes_by[change.dimension, change.to, change.from_] += 1
+        for action in out.actions:
+            stats.actions_by[action.action, None] += 1
+        for suppressed in out.suppressed:
+            stats.actions_by[suppressed.action, suppressed.kind] += 1
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)
@@ -121,6 +134,7 @@ class Processor:
         pending.send(outbox.message(self.settings.topic_dead_letter, None, letter))
         self.stats.dead_lettered += 1
         reasons.count(self.stats.by_error, error)
+        self.stats.dead_letters_by_label[reasons.label(error)] += 1
 
     def _finish(self, pending: _Pending) -> None:
         commit = pending.commit
@@ -261,6 +275,7 @@ class Processor:
                 except Exception as exc:  # a poison event must not stall the partition
                     log.exception("applying event %r failed; dead-lettering it", ev.event_id)
                     self._dead_letter(pending, msg, f"{reasons.INTERNAL}: {exc!r}")
+                    self.stats.events -= 1  # counted as dead-lettered instead
                     failed.add(id(ev))
                     earlier = [
                         e
@@ -282,10 +297,8 @@ class Processor:
                     self.stats.duplicates += 1
                     continue
                 if out.refused is not None:  # the core would not apply it (and left the state as it was)
-                    pending.send(outbox.message(self.settings.topic_dead_letter, None, dead_letter(msg, out.refused)))
+                    self._dead_letter(pending, msg, out.refused)
                     self.stats.events -= 1  # counted as dead-lettered instead
-                    self.stats.dead_lettered += 1
-                    self.stats.by_error[out.refused.split(":")[0]] += 1
                     self.stats.conflicts += out.conflict
                     continue
                 touched[cid] = out.state

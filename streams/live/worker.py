@@ -28,11 +28,14 @@ from streams.core.model import Model
 from streams.core.money import CurrencyError
 from streams.core.playbook.playbook import PlaybookError
 from streams.core.rules.compiled import RulesError
+from streams.http.app import HttpConfig, ServeError, serve
+from streams.http.metrics import Telemetry
 from streams.kafka import clients
 from streams.kafka.publish import BatchPublisher
 from streams.kafka.security import KafkaSetupError
 from streams.kafka.topics import ensure_topics
 from streams.live.collector import YoungCollector
+from streams.live.observed import Pulse, WorkerEngine
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, permanent, retrying
 from streams.logs import setup_logging
@@ -53,6 +56,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked) -> None:
+        self.worker.pulse.joined = False
         async with self.worker.batch_lock:
             await self.worker.commit_offsets()
             # Not needed for correctness (the partition marks' writer tokens tell), but their new owner
@@ -61,6 +65,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.worker.processor.warm.forget_partitions(tp.partition for tp in revoked if tp.topic == topic)
 
     async def on_partitions_assigned(self, assigned) -> None:
+        self.worker.pulse.joined = True
         log.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
 
 
@@ -81,6 +86,8 @@ class Worker:
         store = JourneyStore.for_settings(self.redis, settings)
         self.processor = Processor(settings, store, self.publisher.publish, model)
         self.stats_key = store.keys.stats(socket.gethostname(), os.getpid())
+        # Progress marks for /healthz and /readyz, and the metrics of `streams/http/metrics.py`.
+        self.pulse = Pulse(Telemetry(lambda: self.processor.stats, settings.topic_touchpoints))
 
     def owned_partitions(self) -> list[int]:
         topic = self.settings.topic_touchpoints
@@ -104,6 +111,7 @@ class Worker:
         await retrying(self.producer.start, f"connecting the producer to {s.kafka_bootstrap}", s.retry_max_backoff_s)
         await retrying(self.consumer.start, f"connecting the consumer to {s.kafka_bootstrap}", s.retry_max_backoff_s)
         self.consumer.subscribe([s.topic_touchpoints], listener=_Rebalance(self))
+        self.pulse.connected = True
         log.info(
             "worker started: group %s, input %s, Redis %s, clock %s",
             s.consumer_group,
@@ -117,11 +125,14 @@ class Worker:
         s = self.settings
         while not self.stopping.is_set():
             batch = await self.consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_size)
+            self.pulse.polled()
             if not batch:
                 continue
             messages = [r for records in batch.values() for r in records]
+            self.pulse.batch_started(self.processor.stats.published)
             async with self.batch_lock:
                 await self._process_until_done(messages)
+                self.pulse.batch_applied(batch, self.processor.stats.published)
                 for tp, records in batch.items():
                     self._to_commit[tp] = records[-1].offset + 1
                 if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
@@ -143,7 +154,8 @@ class Worker:
         while not self.stopping.is_set():
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
-                await self.processor.sweep(self.owned_partitions())
+                with self.pulse.telemetry.sweep_seconds.time():
+                    await self.processor.sweep(self.owned_partitions())
             except PermanentError:
                 raise
             except Exception:
@@ -171,6 +183,18 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        try:  # first, so that probes and scrapes are answered while the worker connects
+            http = await serve(WorkerEngine(self), HttpConfig.from_settings(self.settings))
+        except ServeError as exc:
+            log.error("not starting: %s", exc)
+            raise SystemExit(2) from None
+        try:
+            await self._run()
+        finally:
+            if http is not None:
+                await http.cleanup()
+
+    async def _run(self) -> None:
         await self.start()
         tasks = [asyncio.create_task(job()) for job in (self.consume, self.sweep, self.report)]
         stop = asyncio.create_task(self.stopping.wait())
@@ -196,7 +220,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None
     """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate, or a Kafka that refuses
     the TLS or SASL settings, stops it (exit code 2) before it consumes."""
     settings = settings or Settings()
-    setup_logging(loglevel, settings.secrets())
+    setup_logging(loglevel, settings.secrets(), settings.log_format)
     try:
         model = settings.load_model()
     except (RulesError, PlaybookError, CurrencyError) as exc:

@@ -39,6 +39,8 @@ DEMO_ENV = {
     "JOURNEY_SESSION_TIMEOUT_S": "6",
     "JOURNEY_HEARTBEAT_INTERVAL_S": "1",
     "JOURNEY_SWEEP_INTERVAL_S": "0.5",
+    # Several local workers (the tests', the benchmark's) share one machine: no fixed HTTP port by default.
+    "JOURNEY_HTTP_PORT": "0",
 }
 
 

@@ -221,6 +221,13 @@ class JourneyStore:
             for p, members in zip(now_by_partition, replies, strict=True)
         }
 
+    async def due_counts(self, now_by_partition: dict[int, float]) -> dict[int, int]:
+        """How many customers' due time has come, per partition (what the next sweeps have to do)."""
+        pipe = self.client.pipeline(transaction=False)
+        for p, now in now_by_partition.items():
+            pipe.zcount(self.due_key(p), "-inf", repr(now))
+        return {p: int(n) for p, n in zip(now_by_partition, await pipe.execute(), strict=True)}
+
     async def load_states(
         self, customer_ids: list[str], unreadable: dict[str, Unreadable] | None = None
     ) -> dict[str, CustomerState]:

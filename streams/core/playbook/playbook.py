@@ -36,6 +36,28 @@ class Suppressed:
     action: str
     reason: str
 
+    @property
+    def kind(self) -> str:
+        """The reason as one fixed word (`SUPPRESSION_KINDS`), for counting: the reason itself carries figures."""
+        return suppression_kind(self.reason)
+
+
+#: What `suppression_kind` names a reason, by how `Playbook._reason_to_suppress` words it.
+SUPPRESSION_KINDS = {
+    "cooldown:": "cooldown",
+    "lapsed:": "lapsed",
+    "no promotion while": "mood",
+    "frequency cap:": "frequency_cap",
+}
+
+
+def suppression_kind(reason: str) -> str:
+    """`cooldown`, `lapsed`, `mood` or `frequency_cap` (`other` for a reason worded elsewhere)."""
+    for start, kind in SUPPRESSION_KINDS.items():
+        if reason.startswith(start):
+            return kind
+    return "other"
+
 
 class Playbook:
     """A validated playbook: `decide` turns the types a customer just entered into actions."""

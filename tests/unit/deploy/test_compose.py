@@ -12,7 +12,11 @@ No Docker needed: the compose file is read with `yaml.safe_load` and
 * checked against `streams.settings.Settings` (every JOURNEY_* variable is a real setting and
   parses), the Kafka and Redis services (bootstrap = the broker's advertised listener, Redis URL =
   the redis service, health checks, AOF persistence, start order), the Dockerfile (its CMD) and
-  pyproject.toml (the `journey` console script and its `worker` / `topics` commands).
+  pyproject.toml (the `journey` console script and its `worker` / `topics` commands);
+* the worker's HTTP endpoint: it listens on every interface of its container with the port published
+  on the host's loopback, and its health check asks the app's real `/readyz` on that port with a
+  python one-liner (run here against a real endpoint: it passes on 200, fails on 503); the
+  Dockerfile sets `JOURNEY_HTTP_HOST=0.0.0.0` and exposes the port.
 """
 
 from __future__ import annotations
@@ -353,3 +357,97 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context():
     for entry in (".venv", ".git", ".journey-local", ".pytest_cache"):
         assert entry in ignored, f"{entry} is not in .dockerignore"
     assert any("__pycache__" in line for line in ignored)
+
+
+# ------------------------------------------------------- the HTTP endpoint and its health check
+
+
+def _app_paths() -> set[str]:
+    from streams.http.app import HttpConfig, Routes
+
+    return {path for _, path, _ in Routes(None, HttpConfig()).table()}  # type: ignore[arg-type]
+
+
+def _worker_check(compose: dict) -> list[str]:
+    check = service(compose, "worker").get("healthcheck")
+    assert check and not check.get("disable"), "the worker has no health check"
+    return argv(check["test"])
+
+
+def test_the_worker_listens_on_every_interface_and_publishes_its_port(compose):
+    settings = _settings_from(compose)
+    assert settings.http_host == "0.0.0.0", "inside a container, loopback is unreachable from the host"
+    assert settings.http_port != 0
+    published = [str(p) for p in service(compose, "worker").get("ports", [])]
+    assert any(p.rsplit(":", 1)[-1] == str(settings.http_port) for p in published), published
+    assert all(p.startswith("127.0.0.1:") for p in published), "publish on the host's loopback only"
+
+
+def test_the_worker_health_check_asks_readyz_with_python(compose):
+    test = _worker_check(compose)
+    assert test[:3] == ["CMD", "python", "-c"], "the image has python but no curl"
+    [url] = re.findall(r"http://[^'\"]+", test[3])
+    parsed = urlparse(url)
+    settings = _settings_from(compose)
+    assert parsed.path == "/readyz" and parsed.path in _app_paths()
+    assert parsed.hostname == "127.0.0.1" and parsed.port == settings.http_port
+
+
+def test_the_worker_health_check_passes_on_200_and_fails_on_503(compose):
+    """The check's own command, run against a real endpoint on a free port: exit 0 when ready, 1 when not."""
+    import asyncio
+    import socket
+    import subprocess
+    import sys
+
+    from streams.http.app import HttpConfig, serve
+    from streams.http.metrics import Telemetry
+
+    class Engine:
+        telemetry = Telemetry(dict)
+        ready: str | None = None
+
+        def liveness(self):
+            return None
+
+        async def readiness(self):
+            return self.ready
+
+        async def refresh(self):
+            return None
+
+        async def profile(self, customer_id):
+            return None
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = _worker_check(compose)[3].replace(f":{_settings_from(compose).http_port}/", f":{port}/")
+
+    async def run_check(engine: Engine) -> int:
+        runner = await serve(engine, HttpConfig(port=port))
+        assert runner is not None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", code, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            )
+            return await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            await runner.cleanup()
+
+    engine = Engine()
+    assert asyncio.run(run_check(engine)) == 0
+    engine.ready = "joining consumer group"
+    assert asyncio.run(run_check(engine)) != 0
+
+
+def test_the_dockerfile_listens_on_every_interface_and_exposes_the_port():
+    instructions = dockerfile_instructions()
+    env_lines = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+    env = dict(re.findall(r"(JOURNEY_[A-Z_]+)=(\S+)", env_lines))
+    fields = set(Settings.model_fields)
+    assert all(k.removeprefix("JOURNEY_").lower() in fields for k in env), env
+    assert env.get("JOURNEY_HTTP_HOST") == "0.0.0.0"
+    port = int(env.get("JOURNEY_HTTP_PORT", Settings.model_fields["http_port"].default))
+    exposed = [rest for keyword, rest in instructions if keyword == "EXPOSE"]
+    assert exposed and str(port) in " ".join(exposed).split()
