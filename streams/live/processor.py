@@ -85,7 +85,8 @@ class Processor:
         #: Per partition, the offset this worker last saw applied in Redis: where it sought to, or what
         #: it committed since. Redis's mark falling behind it means Redis lost what was applied.
         self.applied: dict[int, int] = {}
-        #: Partitions to read again from Redis's mark before any more of their input is applied.
+        #: Partitions to read again from Redis's mark before any more of their input is applied (the
+        #: worker takes each out when it has sought it).
         self.rewound: set[int] = set()
 
     async def _redis(self, op: Callable[[], Awaitable], what: str):
@@ -218,7 +219,10 @@ class Processor:
     def _went_back(self, partition: int, stored: int | None) -> bool:
         """Whether Redis's mark is behind what this worker saw applied there (Redis restored, or failed
         over to a lagging replica). The partition's input is then not applied: the worker reads it
-        again from the mark, so what Redis lost is applied again, in order."""
+        again from the mark, so what Redis lost is applied again, in order. Until the worker has sought
+        it (and taken it out of `rewound`), none of the partition's input is applied."""
+        if partition in self.rewound:
+            return True
         held = self.applied.get(partition)
         if held is None or (stored is not None and stored >= held):
             return False

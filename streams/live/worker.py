@@ -71,6 +71,7 @@ class _Rebalance(ConsumerRebalanceListener):
             worker.processor.warm.forget_partitions(partitions)
             for p in partitions:
                 worker.processor.applied.pop(p, None)
+                worker.processor.rewound.discard(p)
             worker.to_seek.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -132,6 +133,7 @@ class Worker:
         self.to_seek.update(tp for tp in partitions if tp.topic == s.topic_touchpoints)
         held = self.consumer.assignment()
         self.to_seek.intersection_update(held)
+        self.processor.rewound.intersection_update(tp.partition for tp in held if tp.topic == s.topic_touchpoints)
         todo = sorted(self.to_seek)
         if not todo:
             return
@@ -212,11 +214,10 @@ class Worker:
         return True
 
     def _take_rewound(self) -> None:
-        """Partitions whose mark the processor found behind (or moved by another writer): to be sought."""
-        processor, topic = self.processor, self.settings.topic_touchpoints
-        if processor.rewound:
-            self.to_seek.update(TopicPartition(topic, p) for p in processor.rewound)
-            processor.rewound.clear()
+        """Partitions whose mark the processor found behind (or moved by another writer): to be sought.
+        They stay in the processor's `rewound`, which keeps their input from being applied, until sought."""
+        topic = self.settings.topic_touchpoints
+        self.to_seek.update(TopicPartition(topic, p) for p in self.processor.rewound)
 
     def _drop_unsought(
         self, batch: dict[TopicPartition, list[ConsumerRecord]], fetched_after: int

@@ -181,6 +181,15 @@ def test_the_processor_applies_nothing_past_a_mark_that_went_back_and_asks_for_a
             assert await client.get(store.state_key("cust-000003")) == state_then
             assert len(published) == out_before
 
+            # Until the worker has sought the partition, none of its input is applied, whoever noticed
+            # the mark going back: here the sweep (which reads every mark) notices it once more.
+            processor.rewound.clear()
+            processor.applied[0] = 4
+            await processor.sweep([0])
+            assert processor.rewound == {0} and processor.stats.rewinds == 2 and 0 not in processor.applied
+            await processor.process_batch([_message(0, i, events[i]) for i in (5, 6)])
+            assert int(await client.hget(mark_key, "offset")) == 2 and len(published) == out_before
+
             processor.rewound.clear()
             processor.applied[0] = 2  # what the worker's seek to mark + 1 sets
             await processor.process_batch([_message(0, i, events[i]) for i in range(1, 8)])
