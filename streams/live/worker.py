@@ -75,11 +75,15 @@ class _Rebalance(ConsumerRebalanceListener):
             worker.to_seek.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        worker = self.worker
         log.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
-        # Awaited by aiokafka before it hands out records of the new assignment; should this fail, the
-        # partitions stay in `to_seek` and the consume loop seeks them before applying any of their input.
-        async with self.worker.batch_lock:
-            await self.worker.seek_to_applied(assigned)
+        # Marked before anything is awaited: a new assignment has no positions until its committed offsets
+        # are fetched, which starts only now, so no record of these partitions reaches the consume loop
+        # before they are in `to_seek`, and none is applied before they are sought. Should the seek fail,
+        # they stay there, and the consume loop seeks them first.
+        worker.to_seek.update(tp for tp in assigned if tp.topic == worker.settings.topic_touchpoints)
+        async with worker.batch_lock:
+            await worker.seek_to_applied()
 
 
 class Worker:
