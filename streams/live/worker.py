@@ -135,6 +135,8 @@ class Worker:
         """
         s = self.settings
         self.to_seek.update(tp for tp in partitions if tp.topic == s.topic_touchpoints)
+        if not self.to_seek and not self.processor.rewound:  # after every batch: nothing to do, mostly
+            return
         held = self.consumer.assignment()
         self.to_seek.intersection_update(held)
         self.processor.rewound.intersection_update(tp.partition for tp in held if tp.topic == s.topic_touchpoints)

@@ -42,6 +42,8 @@ from streams.replay.run import run_replay
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(290)]
 
 SEED = 11_2026
+#: The stream's event times begin here: a year that has passed, so no event lies in the future.
+START = datetime(2025, 1, 1, tzinfo=UTC)
 CUSTOMERS = 1200
 KILLS = 12
 #: The faults in the order they happen; a chunk of the stream is produced before each.
@@ -182,7 +184,7 @@ def test_kills_a_graceful_redis_restart_and_a_restore_from_an_older_snapshot_end
     server = RedisServer(tmp_path)
     server.start(tmp_path / "redis", appendonly=True)
     try:
-        events = list(sample.generate(CUSTOMERS, seed=SEED))
+        events = list(sample.generate(CUSTOMERS, seed=SEED, start=START))
         d = deploy(
             JOURNEY_CLOCK="event",
             JOURNEY_REDIS_URL=server.url,
