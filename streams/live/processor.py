@@ -317,7 +317,7 @@ class Processor:
         async with self.lock:
             marks, backlog = await self._redis(lambda: self.store.marks_and_backlog(partitions), "Redis sweep read")
             # A mark gone back is noticed here too, so an idle partition is read again without waiting for input.
-            partitions = [p for p in partitions if not self._went_back(p, marks[p].offset)]
+            partitions[:] = [p for p in partitions if not self._went_back(p, marks[p].offset)]
             leftovers = [p for p in partitions if backlog[p]]
             if leftovers:
                 await self._publish_and_trim(await self._read_outboxes(leftovers))
