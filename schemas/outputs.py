@@ -63,7 +63,9 @@ class NurtureAction(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """An input message that could not be processed; on `journey.dead-letter`.
+    """An input message that could not be processed, or a range of input offsets Kafka deleted before
+    they were applied (`error` starts with `offsets lost:`; `source_offset` is the first of the range,
+    and the raw key and value are null); on `journey.dead-letter`.
 
     Never larger than the worker's producer may send (`JOURNEY_MAX_PUBLISH_BYTES`): a raw key or
     value that would not fit is cut (`truncated`), and its size and SHA-256 say what was received.

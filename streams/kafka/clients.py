@@ -75,12 +75,16 @@ def worker_producer(settings: Settings) -> AIOKafkaProducer:
 
 
 def worker_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The worker's group member: offsets committed by hand, after Redis holds what the batch applied."""
+    """The worker's group member: offsets committed by hand, after Redis holds what the batch applied.
+
+    Every position is set by the worker (Redis's applied offset + 1, `streams/kafka/resume.py`); with
+    no reset policy, an offset Kafka no longer holds raises instead of silently jumping elsewhere.
+    """
     return consumer(
         settings,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset="none",
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
         max_poll_records=settings.batch_size,

@@ -55,6 +55,8 @@ class Stats:
     conflicts: int = 0  # events dead-lettered because their id was applied before with other content
     quarantined: int = 0  # customers this worker found with a state it cannot read
     sweep_failures: int = 0  # customers whose due time was dropped because advancing them failed
+    rewinds: int = 0  # a partition's mark in Redis went back under this worker: re-read from it
+    offsets_lost: int = 0  # input offsets Kafka deleted (retention) before they were applied
     redis_round_trips: int = 0
     #: Dead letters per kind of reason: a bounded set (`streams/core/reasons.py`), whatever senders send.
     by_error: Counter[str] = field(default_factory=Counter)
@@ -104,6 +106,12 @@ class Processor:
         self.lock = asyncio.Lock()
         self.stats = Stats()
         self.warm = WarmStates(settings.warm_states)
+        #: Per partition, the offset this worker last saw applied in Redis: where it sought to, or what
+        #: it committed since. Redis's mark falling behind it means Redis lost what was applied.
+        self.applied: dict[int, int] = {}
+        #: Partitions to read again from Redis's mark before any more of their input is applied (the
+        #: worker takes each out when it has sought it).
+        self.rewound: set[int] = set()
 
     async def _redis(self, op: Callable[[], Awaitable], what: str):
         self.stats.redis_round_trips += 1
@@ -250,6 +258,8 @@ class Processor:
         commits = []
         for p, items in by_partition.items():
             mark = marks[p]
+            if self._went_back(p, mark.offset):
+                continue
             commit = PartitionCommit(p, mark.offset, mark.offset, mark.clock, token=self.warm.new_token())
             pending = _Pending(commit)
             touched = pending.touched
@@ -309,6 +319,29 @@ class Processor:
                 commits.append(pending)
         await self._commit_and_publish(commits)
 
+    def _went_back(self, partition: int, stored: int | None) -> bool:
+        """Whether Redis's mark is behind what this worker saw applied there (Redis restored, or failed
+        over to a lagging replica). The partition's input is then not applied: the worker reads it
+        again from the mark, so what Redis lost is applied again, in order. Until the worker has sought
+        it (and taken it out of `rewound`), none of the partition's input is applied."""
+        if partition in self.rewound:
+            return True
+        held = self.applied.get(partition)
+        if held is None or (stored is not None and stored >= held):
+            return False
+        log.error(
+            "partition %d: Redis holds offset %s as applied, but this worker saw offset %d applied there; "
+            "Redis lost writes (restored or failed over?): reading the partition again from %s",
+            partition,
+            stored,
+            held,
+            "its earliest offset" if stored is None else f"offset {stored + 1}",
+        )
+        self.stats.rewinds += 1
+        del self.applied[partition]
+        self.rewound.add(partition)
+        return True
+
     async def _rebuild(self, cid: str, earlier: list[TouchpointEvent]) -> CustomerState | None:
         """The customer's state as the batch's earlier events left it, after the core failed half-way
         through changing it in place: read from Redis again, and those events applied once more (the
@@ -336,6 +369,9 @@ class Processor:
                 self.warm.remember(c.partition, c.token, pending.touched, result.previous_writer)
             else:  # its states were changed in place, and Redis does not hold them
                 self.warm.forget_partitions([c.partition])
+            if (result.applied or result.stored_offset == c.new_offset) and c.new_offset is not None:
+                # A sweep's commit keeps the offset it read, which may be behind: it never lowers this.
+                self.applied[c.partition] = max(c.new_offset, self.applied.get(c.partition, c.new_offset))
             if result.applied and result.outbox_before == 0:
                 ready[c.partition] = pending.messages
             elif result.applied or result.stored_offset == c.new_offset:
@@ -344,6 +380,10 @@ class Processor:
                 to_drain.append(c.partition)
             else:
                 self.stats.fenced_batches += 1
+                # Whoever moved the mark (a new owner, or a restored Redis), this worker's position no
+                # longer matches it: the worker reads the partition again from the mark, if it still holds it.
+                self.applied.pop(c.partition, None)
+                self.rewound.add(c.partition)
                 log.warning(
                     "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
                     c.partition,
@@ -382,6 +422,8 @@ class Processor:
             return 0
         async with self.lock:
             marks, backlog = await self._redis(lambda: self.store.marks_and_backlog(partitions), "Redis sweep read")
+            # A mark gone back is noticed here too, so an idle partition is read again without waiting for input.
+            partitions[:] = [p for p in partitions if not self._went_back(p, marks[p].offset)]
             leftovers = [p for p in partitions if backlog[p]]
             if leftovers:
                 await self._publish_and_trim(await self._read_outboxes(leftovers))

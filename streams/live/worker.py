@@ -5,9 +5,14 @@ Run it with `journey worker`. Every setting comes from `JOURNEY_*` environment v
 
 Why aiokafka and not a faust agent: faust's per-event stream machinery costs several times
 what the whole batch pipeline does per event (the README has the figures), so no batching
-behind it can reach the event rates we need. Here a whole `getmany` batch goes to the processor at once, and offsets are
-committed to Kafka only after Redis holds the batch's effects and Kafka has acknowledged
-its outputs.
+behind it can reach the event rates we need. Here a whole `getmany` batch goes to the processor at once.
+
+Where each partition is read from is Redis's to say, not Kafka's: on every assignment (start,
+rebalance, rejoin) the worker seeks each partition to the offset Redis says it applied + 1
+(`streams/kafka/resume.py`), and whenever Redis's mark is found behind what this worker applied
+(Redis restored under it) it seeks there again. Offsets are still committed to Kafka, after Redis
+holds a batch's effects and Kafka has acknowledged its outputs, but only for the tools that show a
+group's lag: nothing reads them back.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterable
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from streams.core.intake import InputMessage
 from streams.core.model import Model
@@ -32,41 +38,60 @@ from streams.http.app import HttpConfig, ServeError, serve
 from streams.http.metrics import Telemetry
 from streams.kafka import clients
 from streams.kafka.publish import BatchPublisher
+from streams.kafka.resume import ResumePoint, lost_offsets_letter, resume_point
 from streams.kafka.security import KafkaSetupError
 from streams.kafka.topics import ensure_topics
+from streams.live import outbox
 from streams.live.collector import YoungCollector
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, permanent, retrying
 from streams.logs import setup_logging
 from streams.settings import Settings
-from streams.store import JourneyStore
+from streams.store import JourneyStore, PartitionCommit
 from streams.store import clients as redis_clients
 
 log = logging.getLogger("streams.live.worker")
 #: How often applied offsets are committed to Kafka. Redis holds the exact applied offset of each
-#: partition; Kafka's committed offset only spares a restarted worker re-reading (and skipping) input.
+#: partition, and the worker resumes from it; Kafka's committed offset only shows the group's lag.
 COMMIT_EVERY_S = 1.0
+#: The pause before reading a partition again whose position Kafka keeps refusing (out of range).
+OUT_OF_RANGE_PAUSE_S = 1.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Before partitions move away, let the batch in flight finish and commit what it applied."""
+    """Before partitions move away, let the batch in flight finish and commit what it applied; when
+    partitions arrive, point each at the offset Redis says it applied + 1 before anything is fetched."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    async def on_partitions_revoked(self, revoked) -> None:
-        self.worker.pulse.joined = False
-        async with self.worker.batch_lock:
-            await self.worker.commit_offsets()
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        worker = self.worker
+        worker.pulse.joined = False
+        async with worker.batch_lock:
+            await worker.commit_offsets()
+            topic = worker.settings.topic_touchpoints
+            partitions = [tp.partition for tp in revoked if tp.topic == topic]
             # Not needed for correctness (the partition marks' writer tokens tell), but their new owner
             # will write them: the memory is better spent on the partitions this worker keeps.
-            topic = self.worker.settings.topic_touchpoints
-            self.worker.processor.warm.forget_partitions(tp.partition for tp in revoked if tp.topic == topic)
+            worker.processor.warm.forget_partitions(partitions)
+            for p in partitions:
+                worker.processor.applied.pop(p, None)
+                worker.processor.rewound.discard(p)
+            worker.to_seek.difference_update(revoked)
 
-    async def on_partitions_assigned(self, assigned) -> None:
-        self.worker.pulse.joined = True
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        worker = self.worker
+        worker.pulse.joined = True
         log.info("assigned partitions: %s", sorted(tp.partition for tp in assigned))
+        # Marked before anything is awaited: a new assignment has no positions until its committed offsets
+        # are fetched, which starts only now, so no record of these partitions reaches the consume loop
+        # before they are in `to_seek`, and none is applied before they are sought. Should the seek fail,
+        # they stay there, and the consume loop seeks them first.
+        worker.to_seek.update(tp for tp in assigned if tp.topic == worker.settings.topic_touchpoints)
+        async with worker.batch_lock:
+            await worker.seek_to_applied()
 
 
 class Worker:
@@ -78,6 +103,10 @@ class Worker:
         self.batch_lock = asyncio.Lock()
         self._to_commit: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        #: Input partitions to point at Redis's applied offset + 1 before more of their input is applied.
+        self.to_seek: set[TopicPartition] = set()
+        self._seeks = 0  # how many seeks so far; `_sought` holds the number of each partition's last one
+        self._sought: dict[TopicPartition, int] = {}
         self.collector = YoungCollector()
         self.redis = redis_clients.async_client(settings, socket_timeout=30, health_check_interval=10)
         self.producer = clients.worker_producer(settings)
@@ -94,7 +123,8 @@ class Worker:
         return sorted(tp.partition for tp in self.consumer.assignment() if tp.topic == topic)
 
     async def commit_offsets(self) -> None:
-        """Tell Kafka where the applied input got to (Redis holds the exact mark; this saves re-reading)."""
+        """Tell Kafka where the applied input got to, for the tools that show a group's lag (the worker
+        resumes from Redis's marks, never from these)."""
         self._last_commit = time.monotonic()
         if not self._to_commit:
             return
@@ -102,8 +132,140 @@ class Worker:
         try:
             await self.consumer.commit(offsets)
             self._to_commit.clear()
-        except Exception as exc:  # a failed commit only means some re-reading, which the marks make harmless
-            log.warning("offset commit failed (the input will be re-read and skipped): %s", exc)
+        except Exception as exc:  # nothing reads these back: only the lag Kafka shows is behind
+            log.warning("offset commit failed (only the lag Kafka shows for the group is behind): %s", exc)
+
+    async def seek_to_applied(self, partitions: Iterable[TopicPartition] = ()) -> None:
+        """Point these input partitions, and any still waiting in `to_seek`, at the offset Redis says was
+        applied + 1, or at the earliest offset Kafka holds when there is no mark or Kafka deleted what
+        follows it. Call holding `batch_lock`.
+
+        Redis is read for every partition, every time: whatever it lost (restored from a snapshot,
+        failed over to a lagging replica) is then read and applied again, with the same ids.
+        """
+        s = self.settings
+        self.to_seek.update(tp for tp in partitions if tp.topic == s.topic_touchpoints)
+        if not self.to_seek and not self.processor.rewound:  # after every batch: nothing to do, mostly
+            return
+        held = self.consumer.assignment()
+        self.to_seek.intersection_update(held)
+        self.processor.rewound.intersection_update(tp.partition for tp in held if tp.topic == s.topic_touchpoints)
+        todo = sorted(self.to_seek)
+        if not todo:
+            return
+        store = self.processor.store
+        numbers = [tp.partition for tp in todo]
+        marks, _ = await retrying(lambda: store.load(numbers, []), "reading the partition marks", s.retry_max_backoff_s)
+        beginnings = await retrying(
+            lambda: self.earliest_offsets(todo),
+            "asking Kafka for its earliest offsets",
+            s.retry_max_backoff_s,
+        )
+        for tp in todo:
+            mark = marks[tp.partition]
+            point = resume_point(tp.partition, mark.offset, beginnings[tp])
+            if point.lost is not None and not await self._pass_lost_offsets(point, mark.clock):
+                continue  # someone else moved the mark meanwhile: left in `to_seek`, read again next time
+            if tp not in self.consumer.assignment():  # revoked while Redis or Kafka was waited for
+                self.to_seek.discard(tp)
+                continue
+            self.consumer.seek(tp, point.offset)
+            self._seeks += 1
+            self._sought[tp] = self._seeks
+            self.to_seek.discard(tp)
+            self._to_commit[tp] = point.offset
+            applied = point.offset - 1 if point.lost is not None else point.applied
+            if applied is None:
+                self.processor.applied.pop(tp.partition, None)
+            else:
+                self.processor.applied[tp.partition] = applied
+            self.processor.rewound.discard(tp.partition)
+            if point.applied is None:
+                log.info("partition %d: no offset applied yet: reading from offset %d", tp.partition, point.offset)
+            else:
+                log.info(
+                    "partition %d: offset %d applied: reading from offset %d", tp.partition, point.applied, point.offset
+                )
+
+    async def earliest_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The earliest offset Kafka still holds of each partition (retention moves it on)."""
+        return await self.consumer.beginning_offsets(partitions)
+
+    async def _pass_lost_offsets(self, point: ResumePoint, clock: float) -> bool:
+        """Say loudly that Kafka deleted input before it was applied (a log line, a counter, a dead
+        letter naming the range), then move the partition's mark past the range, so that the range is
+        reported once and not on every assignment. False if the mark moved meanwhile (fenced)."""
+        s = self.settings
+        assert point.lost is not None and point.applied is not None
+        first, last = point.lost
+        log.error(
+            "partition %d: Kafka no longer holds offsets %d-%d (%d offsets) of %s: they were deleted (retention) "
+            "before they were applied and are lost. Going on from offset %d, the earliest Kafka holds; the range "
+            "is on %s. Keep input longer than the worker may fall behind (retention.ms).",
+            point.partition,
+            first,
+            last,
+            point.lost_count,
+            s.topic_touchpoints,
+            point.offset,
+            s.topic_dead_letter,
+        )
+        letter = outbox.message(s.topic_dead_letter, None, lost_offsets_letter(s.topic_touchpoints, point))
+        await retrying(
+            lambda: self.publisher.publish([letter]), "publishing a lost-offsets dead letter", s.retry_max_backoff_s
+        )
+        processor = self.processor
+        skip = PartitionCommit(
+            point.partition, point.applied, point.offset - 1, clock, token=processor.warm.new_token()
+        )
+        async with processor.lock:  # the sweep commits too: one writer at a time
+            results = await retrying(
+                lambda: processor.store.commit([skip]),
+                "moving a partition mark past lost offsets",
+                s.retry_max_backoff_s,
+            )
+        if not results[point.partition].applied:
+            return False
+        processor.stats.offsets_lost += point.lost_count
+        return True
+
+    def _take_rewound(self) -> None:
+        """Partitions whose mark the processor found behind (or moved by another writer): to be sought.
+        They stay in the processor's `rewound`, which keeps their input from being applied, until sought."""
+        topic = self.settings.topic_touchpoints
+        self.to_seek.update(TopicPartition(topic, p) for p in self.processor.rewound)
+
+    def _drop_unsought(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], fetched_after: int
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """The batch without the records of partitions that wait for a seek, or were sought since the
+        `getmany` that returned it began (`fetched_after`: the seek count then): those records may come
+        from where the partition was before, and the partition is sought again."""
+        for tp in list(batch):
+            if tp in self.to_seek or self._sought.get(tp, 0) > fetched_after:
+                del batch[tp]
+                self.to_seek.add(tp)
+        return batch
+
+    async def _out_of_range(self, exc: OffsetOutOfRangeError | NoOffsetForPartitionError) -> None:
+        """Kafka refused a partition's position (deleted by retention, or no position at all): seek again."""
+        if isinstance(exc, OffsetOutOfRangeError):
+            positions = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            for tp, offset in positions.items():
+                log.warning(
+                    "partition %d: Kafka does not hold offset %s (deleted by retention, or beyond its end): "
+                    "reading from Redis's mark again in %.0fs",
+                    tp.partition,
+                    offset,
+                    OUT_OF_RANGE_PAUSE_S,
+                )
+            partitions = list(positions)
+            await asyncio.sleep(OUT_OF_RANGE_PAUSE_S)
+        else:
+            partitions = [tp for tp in exc.args if isinstance(tp, TopicPartition)]
+            log.warning("partitions %s have no position: reading from Redis's marks", partitions)
+        async with self.batch_lock:
+            await self.seek_to_applied(partitions or self.consumer.assignment())
 
     async def start(self) -> None:
         s = self.settings
@@ -124,20 +286,32 @@ class Worker:
         """Take a batch, apply it until it has landed (outages are waited out, never skipped), commit."""
         s = self.settings
         while not self.stopping.is_set():
-            batch = await self.consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_size)
-            self.pulse.polled()
-            if not batch:
+            fetched_after = self._seeks
+            try:
+                batch = await self.consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_size)
+            except (OffsetOutOfRangeError, NoOffsetForPartitionError) as exc:
+                await self._out_of_range(exc)
                 continue
-            messages = [r for records in batch.values() for r in records]
-            self.pulse.batch_started(self.processor.stats.published)
+            self.pulse.polled()
+            if not batch and not self.to_seek and not self.processor.rewound:
+                continue
             async with self.batch_lock:
-                await self._process_until_done(messages)
-                self.pulse.batch_applied(batch, self.processor.stats.published)
-                for tp, records in batch.items():
-                    self._to_commit[tp] = records[-1].offset + 1
+                self._take_rewound()
+                batch = self._drop_unsought(batch, fetched_after)
+                await self.seek_to_applied()
+                if batch:
+                    self.pulse.batch_started(self.processor.stats.published)
+                    await self._process_until_done([r for records in batch.values() for r in records])
+                    self.pulse.batch_applied(batch, self.processor.stats.published)
+                    self._take_rewound()
+                    for tp, records in batch.items():
+                        if tp not in self.to_seek:
+                            self._to_commit[tp] = records[-1].offset + 1
+                    await self.seek_to_applied()  # those whose mark went back: before anything more is fetched
                 if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
                     await self.commit_offsets()
-            self.collector.after_batch()
+            if batch:
+                self.collector.after_batch()
 
     async def _process_until_done(self, messages: list[InputMessage]) -> None:
         while True:

@@ -53,6 +53,7 @@ class Deployment:
         asyncio.run(ensure_topics(self.settings))
         self.redis = redis_clients.sync_client(self.settings)
         self.workers = []
+        self.stopped: set[int] = set()  # pids of the workers stopped on purpose
         # Next offset of each input partition, from the produce acknowledgements: Tansu's ListOffsets
         # answers the base offset of a partition's last record batch + 1, which falls short.
         self.input_ends: dict[int, int] = input_of.input_ends if input_of is not None else {}
@@ -63,6 +64,11 @@ class Deployment:
         proc = start_worker({**self.env, **overrides}, log)
         self.workers.append(proc)
         return proc
+
+    def stop_worker(self, worker) -> None:
+        """Stop one worker gracefully (SIGTERM); its exit is then no failure."""
+        stop_worker(worker)
+        self.stopped.add(worker.pid)
 
     def worker_log(self, worker=None) -> str:
         """The end of every worker's log, or the whole log of one worker."""
@@ -105,7 +111,7 @@ class Deployment:
             if self.caught_up():
                 return
             for proc in self.workers:
-                if proc.poll() not in (None, -9):
+                if proc.poll() not in (None, -9) and proc.pid not in self.stopped:
                     raise AssertionError(f"worker exited with {proc.returncode}:\n{self.worker_log()}")
             time.sleep(0.2)
         raise AssertionError(f"the worker did not catch up within {timeout}s:\n{self.worker_log()}")
