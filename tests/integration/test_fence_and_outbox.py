@@ -168,7 +168,15 @@ async def _a_batch_behind_the_new_owner(redis_url: str) -> dict:
         after_fenced = await _snapshot(client, settings.key_prefix)
         forgotten = (old.warm.get(0, "c1"), old.warm.get(0, "c2"), len(old.warm))
 
-        # Given the partition back later, the old owner builds on the new owner's state, not its own copy.
+        # A fenced commit asks the worker to seek the partition from Redis's mark; until it has, the
+        # processor applies none of the partition's input.
+        asked_to_seek = 0 in old.rewound
+        await old.process_batch([_message(4, _event("e4", "c1", 4))])
+        untouched_until_sought = (await JourneyStore.for_settings(client, settings).load_states(["c1"]))["c1"]
+        # Given the partition back (the worker sought it: as `Worker.seek_to_applied` does), the old owner
+        # builds on the new owner's state, not its own copy.
+        old.rewound.discard(0)
+        old.applied[0] = 3
         await old.process_batch([_message(4, _event("e4", "c1", 4))])
         final = (await JourneyStore.for_settings(client, settings).load_states(["c1"]))["c1"]
         return {
@@ -179,6 +187,8 @@ async def _a_batch_behind_the_new_owner(redis_url: str) -> dict:
             "old_published_in_fenced_batch": old_published.messages[published_before:],
             "new_published": new_published.messages,
             "forgotten": forgotten,
+            "asked_to_seek": asked_to_seek,
+            "untouched_until_sought": untouched_until_sought,
             "final": final,
         }
     finally:
@@ -201,6 +211,8 @@ def test_a_commit_behind_the_new_owner_is_fenced_and_changes_nothing(stack, capl
 
     # The new owner's outputs stand: c1 became `new` with its purchase; the old owner's next batch built on them.
     assert any(json.loads(m.value).get("to") == "new" for m in out["new_published"])
+    assert out["asked_to_seek"], "a fenced commit makes the worker seek the partition from Redis's mark"
+    assert out["untouched_until_sought"].counts == {"page_view": 2, "purchase": 1}, "nothing applied before the seek"
     final = out["final"]
     assert final.counts == {"page_view": 3, "purchase": 1}
     assert final.purchases == 1 and final.lifecycle == "new"

@@ -200,8 +200,8 @@ def test_the_processor_applies_nothing_past_a_mark_that_went_back_and_asks_for_a
             # Another writer moves the mark between this batch's read and its commit: fenced, and a seek asked.
             real_load = store.load
 
-            async def load_then_another_writer(partitions, customer_ids):
-                found = await real_load(partitions, customer_ids)
+            async def load_then_another_writer(partitions, customer_ids, *args, **kwargs):
+                found = await real_load(partitions, customer_ids, *args, **kwargs)
                 await client.hset(mark_key, mapping={"offset": 9, "writer": "someone-else"})
                 return found
 
