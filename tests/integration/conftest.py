@@ -18,6 +18,7 @@ from streams.kafka.topics import ensure_topics
 from streams.local.demo import local_env, start_worker, stop_worker
 from streams.local.stack import LocalStack
 from streams.settings import Settings
+from streams.store import Keys
 from streams.store import clients as redis_clients
 
 _names = itertools.count()
@@ -93,15 +94,15 @@ class Deployment:
 
     def caught_up(self) -> bool:
         """Every input message applied, every outbox empty, nothing due at the partition's clock."""
-        prefix, topic = self.settings.key_prefix, self.settings.topic_touchpoints
+        keys = self.keys
         for p, end in self.partition_ends().items():
-            offset, clock = self.redis.hmget(f"{prefix}:mark:{topic}:{p}", "offset", "clock")
+            offset, clock = self.redis.hmget(keys.mark(p), "offset", "clock")
             if end and (offset is None or int(offset) < end - 1):
                 return False
-            if self.redis.llen(f"{prefix}:outbox:{topic}:{p}"):
+            if self.redis.llen(keys.outbox(p)):
                 return False
             now = float(clock) if (clock and self.settings.clock == "event") else time.time()
-            if self.redis.zcount(f"{prefix}:due:{topic}:{p}", "-inf", now):
+            if self.redis.zcount(keys.due(p), "-inf", now):
                 return False
         return True
 
@@ -187,13 +188,26 @@ class Deployment:
     def dead_letters(self) -> list[dict]:
         return self.read(self.settings.topic_dead_letter)
 
+    @property
+    def keys(self) -> Keys:
+        return Keys.for_settings(self.settings)
+
     def states(self) -> dict[str, dict]:
-        prefix = f"{self.settings.key_prefix}:c:"
-        keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
+        """Every customer's stored state, by id (a SCAN of every node on a cluster; one GET per key there)."""
+        keys = list(self.redis.scan_iter(match=self.keys.state_pattern, count=1000))
+        pipe = self.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.get(k)
         return {
-            k.decode()[len(prefix) :]: CustomerState.from_json(v).as_dict()
-            for k, v in zip(keys, self.redis.mget(keys), strict=False)
+            Keys.customer_of(k)[1]: CustomerState.from_json(v).as_dict()
+            for k, v in zip(keys, pipe.execute(), strict=True)
         }
+
+    def partition_of(self, customer_id: str) -> int:
+        """The input partition the customer's keys are under (their events were keyed by their id)."""
+        from streams.kafka.publish import partition_for
+
+        return partition_for(customer_id.encode(), self.settings.partitions)
 
     def close(self) -> None:
         for proc in self.workers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 
 from streams.cli import main
 from streams.local import sample
+from streams.store.history import read as read_history
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +92,11 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     assert state["suppressed_log"][-1][1] == "loyalty_programme_invite"
     assert state["suppressed_log"][-1][2].startswith("cooldown")
     # the history `journey explain` reads holds the changes, newest first
-    history = [json.loads(h) for h in d.redis.lrange(f"{d.settings.key_prefix}:h:alice", 0, -1)]
+    history = [read_history(h) for h in d.redis.lrange(d.keys.history(d.partition_of("alice"), "alice"), 0, -1)]
     assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
 
     # `journey explain alice` tells it back: her types, the rules that hold, her changes, sent and suppressed
-    env = {"JOURNEY_REDIS_URL": d.settings.redis_dsn, "JOURNEY_KEY_PREFIX": d.settings.key_prefix, "COLUMNS": "240"}
+    env = {**d.env, "COLUMNS": "240"}
     result = CliRunner().invoke(main, ["explain", "alice"], env=env)
     assert result.exit_code == 0, result.output
     text = result.output
