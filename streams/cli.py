@@ -145,8 +145,17 @@ def _input_partition_count(settings: Settings) -> int:
     """How many partitions the input topic has, as the broker says; `JOURNEY_PARTITIONS` if it cannot be asked."""
     from streams.kafka.topics import input_partitions
 
+    async def ask() -> int:
+        return len(await asyncio.wait_for(input_partitions(settings), 10))
+
     try:
-        return len(asyncio.run(asyncio.wait_for(input_partitions(settings), 10)))
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop yet, so one can be run to ask
+        pass
+    else:  # called from inside an event loop (an embedding program): not asked
+        return settings.partitions
+    try:
+        return asyncio.run(ask())
     except Exception as exc:  # no broker at hand: the setting is the best guess, every partition is still tried
         log.info("cannot ask Kafka for the input topic's partitions (%s); using JOURNEY_PARTITIONS", type(exc).__name__)
         return settings.partitions

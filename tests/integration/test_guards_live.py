@@ -64,7 +64,7 @@ def test_a_poisoned_state_quarantines_its_customer_while_the_batch_applies_the_o
     [letter] = d.dead_letters()
     assert letter["source_offset"] == offsets[3] and letter["error"].startswith(reasons.QUARANTINED)
     assert json.loads(base64.b64decode(letter["raw_value_b64"]))["event_id"] == "mallory-1"
-    record = d.redis.hgetall(f"{d.settings.key_prefix}:q:mallory")
+    record = d.redis.hgetall(d.keys.quarantine(d.partition_of("mallory"), "mallory"))
     assert record[b"state"] == poisoned and b"sp" in record[b"reason"]
     assert d.redis.get(d.keys.state(d.partition_of("mallory"), "mallory")) == poisoned
     assert d.wait_stat(worker, "quarantined", 1) == 1
