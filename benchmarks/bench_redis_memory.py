@@ -25,7 +25,7 @@ from streams.live.processor import Processor
 from streams.local import sample
 from streams.local.stack import LocalStack
 from streams.settings import Settings
-from streams.store import JourneyStore, clients
+from streams.store import JourneyStore, Keys, clients
 
 PARTITIONS = 8
 
@@ -64,11 +64,12 @@ def _usage_by_kind(settings: Settings, limit: int = 2000) -> dict[str, tuple[int
     client = clients.sync_client(settings)
     kinds: dict[str, list[int]] = defaultdict(list)
     for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=5000):
-        kind = key.decode().split(":")[1]
+        kind = key.decode().split(":")[2]  # P:{pN}:<kind>:...
         if len(kinds[kind]) < limit:
             kinds[kind].append(int(client.memory_usage(key, samples=0) or 0))
     counts = {
-        kind: sum(1 for _ in client.scan_iter(match=f"{settings.key_prefix}:{kind}:*", count=5000)) for kind in kinds
+        kind: sum(1 for _ in client.scan_iter(match=f"{settings.key_prefix}:{{p*}}:{kind}*", count=5000))
+        for kind in kinds
     }
     client.close()
     return {kind: (counts[kind], int(sum(v) / len(v) * counts[kind])) for kind, v in kinds.items()}
@@ -78,14 +79,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=4000)
+    parser.add_argument(
+        "--history-length", type=int, default=None, help="JOURNEY_HISTORY_LENGTH (default: the setting's)"
+    )
     args = parser.parse_args()
     with LocalStack() as stack:
-        stack_settings = Settings(redis_url=stack.redis_url, key_prefix="mem", partitions=PARTITIONS)
+        extra = {} if args.history_length is None else {"history_length": args.history_length}
+        stack_settings = Settings(redis_url=stack.redis_url, key_prefix="mem", partitions=PARTITIONS, **extra)
         before = clients.sync_client(stack_settings).info("memory")["used_memory"]
         events, applied = asyncio.run(_fill(stack_settings, args.customers, args.batch))
         info = clients.sync_client(stack_settings).info("memory")
         used = info["used_memory"] - before
-        states = sum(1 for _ in clients.sync_client(stack_settings).scan_iter(match="mem:c:*", count=5000))
+        states = sum(
+            1
+            for _ in clients.sync_client(stack_settings).scan_iter(
+                match=Keys.for_settings(stack_settings).state_pattern, count=5000
+            )
+        )
         print(f"{args.customers:,} customers generated, {events:,} events, {applied:,} applied, {states:,} states")
         print(f"used_memory grew by {used:,} bytes: {used / states:,.0f} bytes per customer (all keys)")
         for kind, (n, total) in sorted(_usage_by_kind(stack_settings).items(), key=lambda kv: -kv[1][1]):

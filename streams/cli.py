@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,9 @@ class _Commands(click.Group):
 @click.group(cls=_Commands)
 def main() -> None:
     """Customer-journey stream processor."""
+
+
+log = logging.getLogger(__name__)
 
 
 @main.command()
@@ -138,6 +141,39 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
+def _input_partition_count(settings: Settings) -> int:
+    """How many partitions the input topic has, as the broker says; `JOURNEY_PARTITIONS` if it cannot be asked."""
+    from streams.kafka.topics import input_partitions
+
+    async def ask() -> int:
+        return len(await asyncio.wait_for(input_partitions(settings), 10))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop yet, so one can be run to ask
+        pass
+    else:  # called from inside an event loop (an embedding program): not asked
+        return settings.partitions
+    try:
+        return asyncio.run(ask())
+    except Exception as exc:  # no broker at hand: the setting is the best guess, every partition is still tried
+        log.info("cannot ask Kafka for the input topic's partitions (%s); using JOURNEY_PARTITIONS", type(exc).__name__)
+        return settings.partitions
+
+
+def _customer_partition(settings: Settings, client, customer_id: str) -> int:
+    """The input partition whose keys hold the customer (the default partitioner's first, then every other);
+    the default partitioner's when none does."""
+    from streams.kafka.publish import partition_for
+    from streams.store import Keys
+    from streams.store.lookup import find
+
+    count = _input_partition_count(settings)
+    guess = partition_for(customer_id.encode(), count)
+    found = find(client, Keys.for_settings(settings), customer_id, guess, count)
+    return guess if found is None else found
+
+
 @main.command()
 @click.argument("customer_id")
 def explain(customer_id: str) -> None:
@@ -150,6 +186,7 @@ def explain(customer_id: str) -> None:
 
     from streams.explain import render_customer, render_quarantined, render_released_note
     from streams.store import Keys, Unreadable, clients
+    from streams.store.history import read as read_history
     from streams.store.journey import decode_state
     from streams.text import printable, redact
 
@@ -158,10 +195,13 @@ def explain(customer_id: str) -> None:
     keys = Keys.for_settings(settings)
     client = clients.sync_client(settings)
     try:
-        raw = _bytes(client.get(keys.state(customer_id)))
-        history = client.lrange(keys.history(customer_id), 0, -1)
+        partition = _customer_partition(settings, client, customer_id)
+        raw = _bytes(client.get(keys.state(partition, customer_id)))
+        history = client.lrange(keys.history(partition, customer_id), 0, -1)
         record = {
-            _text(k): _text(v) for k, v in client.hgetall(keys.quarantine(customer_id)).items() if _text(k) != "state"
+            _text(k): _text(v)
+            for k, v in client.hgetall(keys.quarantine(partition, customer_id)).items()
+            if _text(k) != "state"
         }
     except redis.exceptions.RedisError as exc:
         why = printable(redact(str(exc), settings.secrets()))
@@ -181,9 +221,9 @@ def explain(customer_id: str) -> None:
     if state is None or isinstance(state, Unreadable):
         topics = (settings.topic_touchpoints, settings.topic_dead_letter)
         reason = None if state is None else state.reason
-        render_quarantined(console, customer_id, raw, reason, record, keys.state(customer_id), topics)
+        render_quarantined(console, customer_id, raw, reason, record, keys.state(partition, customer_id), topics)
         return
-    render_customer(console, state, [json.loads(h) for h in history], model)
+    render_customer(console, state, [read_history(h) for h in history], model)
     if record:
         render_released_note(console, record)
 
@@ -209,9 +249,10 @@ def release(customer_id: str, forget_state: bool) -> None:
 
     settings = _settings_or_exit()
     keys = Keys.for_settings(settings)
-    state_key, record_key = keys.state(customer_id), keys.quarantine(customer_id)
     client = clients.sync_client(settings)
     try:
+        partition = _customer_partition(settings, client, customer_id)
+        state_key, record_key = keys.state(partition, customer_id), keys.quarantine(partition, customer_id)
         raw = _bytes(client.get(state_key))
         had_record = bool(client.exists(record_key))
         bad = None if raw is None else decode_state(raw)

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     redis_ssl_check_hostname: bool = Field(
         True, description="Check that the Redis server's certificate names the host in the URL (unsafe to turn off)."
     )
+    redis_cluster: bool = Field(
+        False,
+        description="JOURNEY_REDIS_URL names a node of a Redis Cluster: every client is redis-py's cluster "
+        "client (it finds the other nodes), with the same TLS options.",
+    )
+    history_length: int = Field(
+        8, ge=1, le=100, description="Type changes kept per customer in Redis, newest first, for explain and profiles."
+    )
     key_prefix: str = Field(
         "journey",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",

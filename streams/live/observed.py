@@ -9,7 +9,6 @@ clients are connected, the worker is a member of its group, and Redis answers a 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,10 @@ from redis.exceptions import RedisError
 
 from streams.http.engine import Unavailable
 from streams.http.metrics import Telemetry
+from streams.kafka.publish import partition_for
 from streams.profile import build_profile
+from streams.store.history import read as read_history
+from streams.store.lookup import find_async
 from streams.text import printable, redact
 
 if TYPE_CHECKING:
@@ -134,15 +136,27 @@ class WorkerEngine:
         t.outbox_messages = sum(outbox.values())
         t.due_customers = sum(due.values())
 
+    async def _partition(self, customer_id: str) -> int | None:
+        """The input partition holding the customer: Kafka's default partitioner's first, then every other."""
+        worker = self.worker
+        known = worker.consumer.partitions_for_topic(worker.settings.topic_touchpoints)
+        count = len(known) if known else worker.settings.partitions
+        guess = partition_for(customer_id.encode(), count)
+        store = worker.processor.store
+        return await find_async(store.client, store.keys, customer_id, guess, count)
+
     async def profile(self, customer_id: str) -> dict[str, Any] | None:
         worker = self.worker
         store = worker.processor.store
         try:
-            states = await store.load_states([customer_id])
+            partition = await self._partition(customer_id)
+            if partition is None:
+                return None
+            states = await store.load_states({customer_id: partition})
             state = states.get(customer_id)
             if state is None:
                 return None
-            history = [json.loads(raw) for raw in await store.history(customer_id)]
+            history = [read_history(raw) for raw in await store.history(partition, customer_id)]
         except (RedisError, OSError) as exc:
             raise Unavailable(f"cannot read from Redis at {worker.settings.redis_shown}: {self._reason(exc)}") from None
         except (ValidationError, ValueError):

@@ -32,6 +32,7 @@ from streams.live.retry import retrying
 from streams.live.warm_states import WarmStates
 from streams.settings import Settings
 from streams.store import JourneyStore, PartitionCommit, Unreadable
+from streams.store.history import entry as history_entry
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,12 @@ class Processor:
         key = out.state.customer_id
         if out.changes or out.actions:  # serialised first: should one fail, none is half-sent
             made = [outbox.message(s.topic_type_changes, key, change) for change in out.changes]
+            entries = [history_entry(change) for change in out.changes]
             made += [outbox.message(s.topic_nurture_actions, key, action) for action in out.actions]
             for message in made:
                 pending.send(message)
+            if entries:
+                pending.commit.history.setdefault(key, []).extend(entries)
         stats = self.stats
         for change in out.changes:
             stats.changes_by[change.dimension, change.to, change.from_] += 1
@@ -170,11 +174,12 @@ class Processor:
         await self._add_remembered(remembered, marks, states, unreadable)
         return marks, states
 
-    def _split_remembered(self, wanted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
-        """Which wanted customers this worker remembers (`streams/live/warm_states.py`), and which to read."""
+    def _split_remembered(self, wanted: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+        """Which wanted customers (id -> partition) this worker remembers (`streams/live/warm_states.py`),
+        and which to read."""
         warm = self.warm
         remembered = {cid: p for cid, p in wanted.items() if warm.get(p, cid) is not None}
-        return remembered, [cid for cid in wanted if cid not in remembered]
+        return remembered, {cid: p for cid, p in wanted.items() if cid not in remembered}
 
     async def _add_remembered(
         self,
@@ -185,17 +190,19 @@ class Processor:
     ) -> None:
         """Add the remembered states whose partition nobody else wrote since (the marks tell); read the others."""
         trusted = {p: self.warm.check(p, marks[p].writer) for p in set(remembered.values())}
-        stale = []
+        stale = {}
         for cid, p in remembered.items():
             state = self.warm.get(p, cid) if trusted[p] else None
             if state is None:
-                stale.append(cid)
+                stale[cid] = p
             else:
                 states[cid] = state
         if stale:
             states.update(await self._redis(lambda: self.store.load_states(stale, unreadable), "Redis state read"))
 
-    async def _quarantine(self, unreadable: dict[str, Unreadable], found: dict[str, str]) -> None:
+    async def _quarantine(
+        self, unreadable: dict[str, Unreadable], partitions: dict[str, int], found: dict[str, str]
+    ) -> None:
         """Keep the unreadable states under their quarantine keys; log and count the customers new to it.
 
         The customer stays quarantined while their state cannot be read: their events are
@@ -204,7 +211,7 @@ class Processor:
         shows why; `journey release` ends it (README).
         """
         since = iso(self.wall())
-        found_by = {cid: (bad, found.get(cid, "")) for cid, bad in unreadable.items()}
+        found_by = {cid: (partitions[cid], bad, found.get(cid, "")) for cid, bad in unreadable.items()}
         new = await self._redis(lambda: self.store.quarantine(found_by, since), "Redis quarantine")
         self.stats.quarantined += len(new)
         for cid in new:
@@ -253,7 +260,7 @@ class Processor:
             for msg, ev in reversed(decoded):  # reversed: the first event of each customer is kept
                 if isinstance(ev, TouchpointEvent) and ev.customer_id in unreadable:
                     found[ev.customer_id] = f"event at {msg.topic}[{msg.partition}] offset {msg.offset}"
-            await self._quarantine(unreadable, found)
+            await self._quarantine(unreadable, wanted, found)
 
         commits = []
         for p, items in by_partition.items():
@@ -295,7 +302,7 @@ class Processor:
                         and (mark.offset is None or m.offset > mark.offset)
                         and id(e) not in failed
                     ]
-                    rebuilt = await self._rebuild(cid, earlier)
+                    rebuilt = await self._rebuild(p, cid, earlier)
                     if cid in touched:
                         # The earlier event that put the customer in `touched` is among `earlier`.
                         assert rebuilt is not None
@@ -342,13 +349,13 @@ class Processor:
         self.rewound.add(partition)
         return True
 
-    async def _rebuild(self, cid: str, earlier: list[TouchpointEvent]) -> CustomerState | None:
+    async def _rebuild(self, partition: int, cid: str, earlier: list[TouchpointEvent]) -> CustomerState | None:
         """The customer's state as the batch's earlier events left it, after the core failed half-way
         through changing it in place: read from Redis again, and those events applied once more (the
         core is pure, so they give the same state; their outputs are already in the outbox)."""
         self.warm.forget(cid)
         # It was read (or absent) at the start of the batch; it cannot have become unreadable since.
-        state = (await self._redis(lambda: self.store.load_states([cid]), "Redis state read")).get(cid)
+        state = (await self._redis(lambda: self.store.load_states({cid: partition}), "Redis state read")).get(cid)
         for event in earlier:
             out = apply_event(state, event, self.model, in_place=True)
             if out.refused is None:  # a refused event left the state as it was (and may have made none)
@@ -465,7 +472,8 @@ class Processor:
         await self._add_remembered(remembered, marks, states, unreadable)
         if unreadable:
             topic = self.settings.topic_touchpoints
-            await self._quarantine(unreadable, {cid: f"sweep of {topic}[{wanted[cid]}]" for cid in unreadable})
+            found = {cid: f"sweep of {topic}[{wanted[cid]}]" for cid in unreadable}
+            await self._quarantine(unreadable, wanted, found)
         commits = []
         for p, members in due.items():
             if not members:

@@ -155,7 +155,7 @@ class Worker:
             return
         store = self.processor.store
         numbers = [tp.partition for tp in todo]
-        marks, _ = await retrying(lambda: store.load(numbers, []), "reading the partition marks", s.retry_max_backoff_s)
+        marks, _ = await retrying(lambda: store.load(numbers, {}), "reading the partition marks", s.retry_max_backoff_s)
         beginnings = await retrying(
             lambda: self.earliest_offsets(todo),
             "asking Kafka for its earliest offsets",

@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
@@ -96,7 +95,7 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             proc.wait()
 
 
-async def caught_up(settings: Settings, client: aioredis.Redis, ends: dict[int, int]) -> bool:
+async def caught_up(settings: Settings, client: redis_clients.AsyncClient, ends: dict[int, int]) -> bool:
     """True when the worker has applied every input offset below `ends` and published its whole outbox.
 
     `ends` comes from the produce acknowledgements, not from ListOffsets: Tansu answers that

@@ -142,6 +142,7 @@ def _offline(
             progress=lambda done: bar.update(task, completed=source.bytes_read, records=done),
             now=now,
             guard=Settings().time_guard(),
+            redis_cluster=Settings().redis_cluster,
         )
         bar.update(task, completed=source.size, records=report.records)
     report.print(console)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any
 
-import redis
+from redis.cluster import RedisCluster
 
 from streams.core import CustomerState
+from streams.store import clients
 from streams.store.keys import REPLAY_INDEX, REPLAY_STATES
 
 DEFAULT_PREFIX = REPLAY_STATES
@@ -32,7 +34,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: clients.SyncClient,
         prefix: str = DEFAULT_PREFIX,
         index: str = DEFAULT_INDEX,
         capacity: int = 50_000,
@@ -52,8 +54,13 @@ class RedisStates(MutableMapping[str, CustomerState]):
             self.clear_prefix()
 
     @classmethod
-    def from_url(cls, url: str, **kwargs) -> RedisStates:
-        return cls(redis.Redis.from_url(url), **kwargs)
+    def from_url(cls, url: str, cluster: bool = False, **kwargs: Any) -> RedisStates:
+        return cls(clients.sync_client_for_url(url, cluster), **kwargs)
+
+    def _mget(self, keys: list[str]) -> list:
+        """MGET, split by slot on a cluster (the states' keys are spread over its nodes)."""
+        client = self.client
+        return client.mget_nonatomic(keys) if isinstance(client, RedisCluster) else client.mget(keys)
 
     # ---------------------------------------------------------------- batch loads and stores
 
@@ -83,7 +90,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
         prefix = self.prefix
         for start in range(0, len(customer_ids), self.batch):
             ids = customer_ids[start : start + self.batch]
-            raws = self.client.mget([prefix + cid for cid in ids])
+            raws = self._mget([prefix + cid for cid in ids])
             self.round_trips += 1
             for cid, raw in zip(ids, raws, strict=True):
                 if raw is None:
@@ -94,10 +101,15 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def _store(self, customer_ids: list[str]) -> None:
         for start in range(0, len(customer_ids), self.batch):
             ids = customer_ids[start : start + self.batch]
-            pipe = self.client.pipeline(transaction=False)
-            pipe.mset({self.prefix + cid: self._cache[cid].to_json() for cid in ids})
-            pipe.sadd(self.index, *ids)
-            pipe.execute()
+            states = {self.prefix + cid: self._cache[cid].to_json() for cid in ids}
+            if isinstance(self.client, RedisCluster):  # split by slot; the index is written once the states are
+                self.client.mset_nonatomic(states)
+                self.client.sadd(self.index, *ids)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.mset(states)
+                pipe.sadd(self.index, *ids)
+                pipe.execute()
             self.round_trips += 1
             self._dirty.difference_update(ids)
 
@@ -123,10 +135,8 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def clear_prefix(self) -> None:
         """Remove every state an earlier replay wrote (the index says which): a replay starts from no state."""
         for ids in _chunks(self._written(), 1000):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.unlink(*(self.prefix + cid for cid in ids))
-            pipe.srem(self.index, *ids)
-            pipe.execute()
+            self.client.unlink(*(self.prefix + cid for cid in ids))  # split by slot on a cluster
+            self.client.srem(self.index, *ids)
             self.round_trips += 1
         self._cache.clear()
         self._dirty.clear()
@@ -141,7 +151,7 @@ class RedisStates(MutableMapping[str, CustomerState]):
         self.flush()
         for ids in _chunks(self._written(), self.batch):
             self.round_trips += 1
-            for raw in self.client.mget([self.prefix + cid for cid in ids]):
+            for raw in self._mget([self.prefix + cid for cid in ids]):
                 if raw is not None:
                     yield CustomerState.from_json(raw)
 
@@ -180,10 +190,8 @@ class RedisStates(MutableMapping[str, CustomerState]):
     def __delitem__(self, customer_id: str) -> None:
         self._cache.pop(customer_id, None)
         self._dirty.discard(customer_id)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.delete(self.prefix + customer_id)
-        pipe.srem(self.index, customer_id)
-        deleted, _ = pipe.execute()
+        deleted = self.client.delete(self.prefix + customer_id)
+        self.client.srem(self.index, customer_id)
         if not deleted:
             raise KeyError(customer_id)
 

@@ -78,13 +78,15 @@ def run_replay(
     redis_cache: int = 50_000,
     now: datetime | float | None = None,
     guard: TimeGuard | None = None,
+    redis_cluster: bool = False,
 ) -> ReplayReport:
     """Replay `records` through the core with `model` (rules, playbook: `Settings().load_model()`)
     in their order; `until` then moves the clock on.
 
     `progress(records_done)` is called every few thousand records and at the end. With
     `out_dir` None nothing is written (the report is still complete). With `redis_url`, at most
-    about `redis_cache` states are held in memory; the others wait in Redis under `redis_prefix`.
+    about `redis_cache` states are held in memory; the others wait in Redis under `redis_prefix`
+    (`redis_cluster`: the URL names a node of a Redis Cluster).
     `guard` (`Settings().time_guard()`; its defaults when None) refuses event times before its floor
     or later than `now` (default: `until`; neither: only its fixed bounds) plus its tolerance.
     """
@@ -92,7 +94,11 @@ def run_replay(
     until_ts = until.timestamp() if isinstance(until, datetime) else until
     now_ts = now.timestamp() if isinstance(now, datetime) else now
     bounds = (guard or TimeGuard()), (until_ts if now_ts is None else now_ts)
-    store = RedisStates.from_url(redis_url, prefix=redis_prefix, capacity=redis_cache) if redis_url else None
+    store = (
+        RedisStates.from_url(redis_url, cluster=redis_cluster, prefix=redis_prefix, capacity=redis_cache)
+        if redis_url
+        else None
+    )
     replay = OfflineReplay(model, store)
     report = ReplayReport(
         out_dir=None if out_dir is None else Path(out_dir), until=None if until_ts is None else iso(until_ts)

@@ -1,18 +1,30 @@
 """Per-customer state, due times and the outbox in Redis, read and written a batch at a time.
 
 A batch costs a constant number of round trips whatever its size: one pipelined read
-(partition marks + MGET of the customers' states) and one pipelined write (one Lua
+(partition marks + one MGET of the customers' states per partition) and one pipelined write (one Lua
 script per partition, each atomic). The key names are in `streams/store/keys.py`.
+
+Every command touches the keys of one input partition only (one hash tag), so the same calls work
+on a single Redis and on a Redis Cluster (`redis.asyncio.cluster.RedisCluster`): its pipeline sends
+each command to the node of its slot. Scripts go through EVALSHA as plain commands (the cluster
+pipeline has no script registry): they are loaded on every primary first, and a call a node refuses
+with NOSCRIPT (restarted, failed over) is loaded again and run once more on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from streams.core import CustomerState
 from streams.core.intake import bounded_error, describe
@@ -69,6 +81,8 @@ class PartitionCommit:
     states: dict[str, bytes] = field(default_factory=dict)  # compact JSON: no newlines
     due: dict[str, float | None] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)  # `outbox.entry`s: no newlines
+    #: Per customer with type changes, their history entries in order (`streams/store/history.py`): no newlines.
+    history: dict[str, list[bytes]] = field(default_factory=dict)
     token: str = ""  # this commit's writer token (`WarmStates.new_token`)
 
 
@@ -112,30 +126,55 @@ def _decode_into(
             states[cid] = state
 
 
-class JourneyStore:
-    """The processor's Redis access. Every method is one round trip."""
+#: A Redis client of either kind: one server, or a cluster.
+Client = aioredis.Redis | RedisCluster
+#: How many history entries a customer keeps unless the settings say.
+HISTORY_LENGTH = 8
 
-    def __init__(self, client: aioredis.Redis, prefix: str, topic: str, history_topic: str = "") -> None:
-        self.client = client
-        self.keys = Keys(prefix, topic)
-        self.history_topic = history_topic  # outbox entries on this topic also go to the customer's history
-        self._commit = client.register_script(COMMIT_LUA)
-        self._advance_clock = client.register_script(ADVANCE_CLOCK_LUA)
-        self._quarantine = client.register_script(QUARANTINE_LUA)
+
+def by_partition(customers: Mapping[str, int]) -> dict[int, list[str]]:
+    """The customers (id -> input partition) grouped by partition, in their order."""
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for cid, p in customers.items():
+        grouped[p].append(cid)
+    return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    text: str
+    sha: str
 
     @classmethod
-    def for_settings(cls, client: aioredis.Redis, settings) -> JourneyStore:
-        return cls(client, settings.key_prefix, settings.topic_touchpoints, settings.topic_type_changes)
+    def of(cls, text: str) -> _Script:
+        return cls(text, hashlib.sha1(text.encode()).hexdigest())
 
-    def history_key(self, customer_id: str) -> str:
-        """The customer's latest type changes (newest first, 20 kept), for `journey explain`."""
-        return self.keys.history(customer_id)
 
-    async def history(self, customer_id: str) -> list[bytes | str]:
-        return await self.client.lrange(self.history_key(customer_id), 0, -1)
+class JourneyStore:
+    """The processor's Redis access. Every method is one round trip (a NOSCRIPT reply costs more)."""
 
-    def state_key(self, customer_id: str) -> str:
-        return self.keys.state(customer_id)
+    def __init__(self, client: Client, prefix: str, topic: str, history_length: int = HISTORY_LENGTH) -> None:
+        self.client = client
+        self.keys = Keys(prefix, topic)
+        self.history_length = history_length
+        self._commit = _Script.of(COMMIT_LUA)
+        self._advance_clock = _Script.of(ADVANCE_CLOCK_LUA)
+        self._quarantine = _Script.of(QUARANTINE_LUA)
+        self._loaded = False
+
+    @classmethod
+    def for_settings(cls, client: Client, settings: Any) -> JourneyStore:
+        return cls(client, settings.key_prefix, settings.topic_touchpoints, settings.history_length)
+
+    def history_key(self, partition: int, customer_id: str) -> str:
+        """The customer's latest type changes (newest first, `history_length` kept), for `journey explain`."""
+        return self.keys.history(partition, customer_id)
+
+    async def history(self, partition: int, customer_id: str) -> list[bytes | str]:
+        return await self.client.lrange(self.history_key(partition, customer_id), 0, -1)
+
+    def state_key(self, partition: int, customer_id: str) -> str:
+        return self.keys.state(partition, customer_id)
 
     def mark_key(self, partition: int) -> str:
         return self.keys.mark(partition)
@@ -146,35 +185,74 @@ class JourneyStore:
     def outbox_key(self, partition: int) -> str:
         return self.keys.outbox(partition)
 
-    def quarantine_key(self, customer_id: str) -> str:
-        return self.keys.quarantine(customer_id)
+    def quarantine_key(self, partition: int, customer_id: str) -> str:
+        return self.keys.quarantine(partition, customer_id)
+
+    def _pipeline(self) -> Any:
+        return self.client.pipeline(transaction=False)
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts (on a cluster: on every primary, redis-py's default for SCRIPT LOAD)."""
+        for script in (self._commit, self._advance_clock, self._quarantine):
+            await self.client.script_load(script.text)
+        self._loaded = True
+
+    async def _run_scripts(self, calls: Sequence[tuple[_Script, list, list]]) -> list[Any]:
+        """Run each (script, keys, args) call, pipelined; the replies in order. A call refused with NOSCRIPT
+        did not run: it is run again, on its own, once the scripts are loaded again."""
+        if not calls:
+            return []
+        if not self._loaded:
+            await self._load_scripts()
+        pipe = self._pipeline()
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                await self._load_scripts()
+                script, keys, args = calls[i]
+                replies[i] = await self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _queue_states(self, pipe: Any, customers: Mapping[str, int]) -> list[tuple[int, list[str]]]:
+        """Queue one MGET per partition (one slot each); the (partition, ids) of each, in order."""
+        groups = list(by_partition(customers).items())
+        for p, ids in groups:
+            pipe.execute_command("MGET", *[self.state_key(p, c) for c in ids])
+        return groups
 
     async def load(
-        self, partitions: list[int], customer_ids: list[str], unreadable: dict[str, Unreadable] | None = None
+        self, partitions: list[int], customers: Mapping[str, int], unreadable: dict[str, Unreadable] | None = None
     ) -> tuple[dict[int, PartitionMark], dict[str, CustomerState]]:
-        """Marks of the partitions and the stored states of the customers (absent ones are left out).
+        """Marks of the partitions and the stored states of the customers (id -> input partition; absent
+        ones are left out).
 
         A state that cannot be read goes into `unreadable` (left out of the states); without
         `unreadable`, it raises, as a bug would.
         """
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p in partitions:
             pipe.hmget(self.mark_key(p), "offset", "clock", "writer")
-        if customer_ids:
-            pipe.mget([self.state_key(c) for c in customer_ids])
+        groups = self._queue_states(pipe, customers)
         replies = await pipe.execute()
         marks = {p: _mark(*reply) for p, reply in zip(partitions, replies[: len(partitions)], strict=True)}
         states: dict[str, CustomerState] = {}
-        if customer_ids:
-            _decode_into(states, unreadable, customer_ids, replies[len(partitions)])
+        for (_, ids), raws in zip(groups, replies[len(partitions) :], strict=True):
+            _decode_into(states, unreadable, ids, raws)
         return marks, states
 
     async def commit(self, commits: list[PartitionCommit]) -> dict[int, CommitResult]:
         """Write every partition's batch; each partition's write is atomic and fenced by its offset."""
-        pipe = self.client.pipeline(transaction=False)
+        calls = []
         for c in commits:
-            keys = [self.mark_key(c.partition), self.outbox_key(c.partition), self.due_key(c.partition)]
-            keys += [self.state_key(cid) for cid in c.states]
+            p = c.partition
+            keys = [self.mark_key(p), self.outbox_key(p), self.due_key(p)]
+            keys += [self.state_key(p, cid) for cid in c.states]
+            keys += [self.history_key(p, cid) for cid in c.history]
             args = [
                 "" if c.expected_offset is None else c.expected_offset,
                 "" if c.new_offset is None else c.new_offset,
@@ -182,12 +260,13 @@ class JourneyStore:
                 b"\n".join(c.states.values()),
                 json.dumps(list(c.due.items())),
                 b"\n".join(c.outbox),
-                self.history_topic,
-                self.history_key(""),
+                b"\n".join(entry for entries in c.history.values() for entry in entries),
+                json.dumps([len(entries) for entries in c.history.values()]),
                 c.token,
+                self.history_length,
             ]
-            await self._commit(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
-        replies = await pipe.execute()
+            calls.append((self._commit, keys, args))
+        replies = await self._run_scripts(calls)
         results = {}
         for c, (ok, value, *writer) in zip(commits, replies, strict=True):
             if ok == 1:
@@ -199,7 +278,7 @@ class JourneyStore:
 
     async def marks_and_backlog(self, partitions: list[int]) -> tuple[dict[int, PartitionMark], dict[int, int]]:
         """Marks of the partitions, and how many outbox entries each still holds."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p in partitions:
             pipe.hmget(self.mark_key(p), "offset", "clock", "writer")
             pipe.llen(self.outbox_key(p))
@@ -212,7 +291,7 @@ class JourneyStore:
 
     async def due_customers(self, now_by_partition: dict[int, float], limit: int) -> dict[int, list[str]]:
         """Customers whose due time has come, per partition, at most `limit` each."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p, now in now_by_partition.items():
             pipe.zrangebyscore(self.due_key(p), "-inf", repr(now), start=0, num=limit)
         replies = await pipe.execute()
@@ -223,62 +302,63 @@ class JourneyStore:
 
     async def due_counts(self, now_by_partition: dict[int, float]) -> dict[int, int]:
         """How many customers' due time has come, per partition (what the next sweeps have to do)."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p, now in now_by_partition.items():
             pipe.zcount(self.due_key(p), "-inf", repr(now))
         return {p: int(n) for p, n in zip(now_by_partition, await pipe.execute(), strict=True)}
 
     async def load_states(
-        self, customer_ids: list[str], unreadable: dict[str, Unreadable] | None = None
+        self, customers: Mapping[str, int], unreadable: dict[str, Unreadable] | None = None
     ) -> dict[str, CustomerState]:
-        """The stored states of the customers (absent ones are left out; unreadable ones as in `load`)."""
-        if not customer_ids:
+        """The stored states of the customers (id -> input partition; absent ones are left out; unreadable
+        ones as in `load`)."""
+        if not customers:
             return {}
-        raws = await self.client.mget([self.state_key(c) for c in customer_ids])
+        pipe = self._pipeline()
+        groups = self._queue_states(pipe, customers)
         states: dict[str, CustomerState] = {}
-        _decode_into(states, unreadable, customer_ids, raws)
+        for (_, ids), raws in zip(groups, await pipe.execute(), strict=True):
+            _decode_into(states, unreadable, ids, raws)
         return states
 
-    async def quarantine(self, found: dict[str, tuple[Unreadable, str]], since: str) -> list[str]:
-        """Keep each unreadable state, why, since when and who found it, under the customer's quarantine key.
+    async def quarantine(self, found: Mapping[str, tuple[int, Unreadable, str]], since: str) -> list[str]:
+        """Keep each unreadable state (customer id -> input partition, the state, who found it), why,
+        since when and who found it, under the customer's quarantine key.
 
         A customer quarantined already keeps their first record. Returns the customers newly
         quarantined. The state key is left as it is: the customer stays quarantined while it
         cannot be read, and a version that reads it again, or a repaired state, ends it.
         """
-        if not found:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for cid, (bad, where) in found.items():
-            await self._quarantine(
-                keys=[self.quarantine_key(cid)], args=[bad.raw, bad.reason, since, where], client=pipe
-            )
-        replies = await pipe.execute()
+        calls = [
+            (self._quarantine, [self.quarantine_key(p, cid)], [bad.raw, bad.reason, since, where])
+            for cid, (p, bad, where) in found.items()
+        ]
+        replies = await self._run_scripts(calls)
         return [cid for cid, new in zip(found, replies, strict=True) if new == 1]
 
     async def read_outboxes(self, partitions: list[int]) -> dict[int, list[bytes]]:
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p in partitions:
             pipe.lrange(self.outbox_key(p), 0, -1)
         return dict(zip(partitions, await pipe.execute(), strict=True))
 
     async def trim_outboxes(self, published: dict[int, int]) -> None:
         """Drop the first `count` entries of each partition's outbox, once Kafka has acknowledged them."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for p, count in published.items():
             if count:
                 pipe.ltrim(self.outbox_key(p), count, -1)
         await pipe.execute()
 
-    async def advance_clock(self, partitions: list[int], until: float) -> dict[int, float]:
-        """Move the event clock of every partition to `until`, never back (one atomic script).
+    async def advance_clock(self, partitions: Iterable[int], until: float) -> dict[int, float]:
+        """Move the event clock of every partition to `until`, never back (one script call per partition,
+        pipelined: each mark is in its own slot).
 
         Returns each partition's clock afterwards. The worker's next sweep (`JOURNEY_CLOCK=event`)
         fires the inactivity checks due by then; commit.lua keeps the stored clock from moving back,
         so a batch that read the mark before this cannot undo it.
         """
-        if not partitions:
-            return {}
-        keys = [self.mark_key(p) for p in partitions]
-        replies = await self._advance_clock(keys=keys, args=[repr(float(until))])
-        return {p: float(raw) for p, raw in zip(partitions, replies, strict=True)}
+        partitions = list(partitions)
+        calls = [(self._advance_clock, [self.mark_key(p)], [repr(float(until))]) for p in partitions]
+        replies = await self._run_scripts(calls)
+        return {p: float(reply[0]) for p, reply in zip(partitions, replies, strict=True)}

@@ -7,17 +7,20 @@ import asyncio
 import itertools
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.core.state import CustomerState
 from streams.kafka.topics import ensure_topics
 from streams.local.demo import local_env, start_worker, stop_worker
-from streams.local.stack import LocalStack
+from streams.local.stack import LocalStack, _wait_for_port, free_port, redis_binary
 from streams.settings import Settings
+from streams.store import Keys
 from streams.store import clients as redis_clients
 
 _names = itertools.count()
@@ -27,6 +30,94 @@ _names = itertools.count()
 def stack():
     with LocalStack() as running:
         yield running
+
+
+def _cluster_state(node: redis.Redis) -> str:
+    info = node.execute_command("CLUSTER INFO")
+    if isinstance(info, dict):
+        return str(info.get("cluster_state"))
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("cluster_state:")), "")
+
+
+class RedisCluster:
+    """A real Redis Cluster of three masters on loopback, from the redis-server the local stack runs.
+
+    Each node is told its third of the 16384 slots (CLUSTER ADDSLOTS) and to meet the first node;
+    it is ready once every node reports `cluster_state:ok`.
+    """
+
+    SLOTS = 16384
+
+    @staticmethod
+    def _port() -> int:
+        """A free port whose cluster bus port (port + 10000) exists."""
+        while (port := free_port()) > 55000:
+            pass
+        return port
+
+    def __init__(self, root: Path, masters: int = 3, timeout: float = 30.0) -> None:
+        self.ports = [self._port() for _ in range(masters)]
+        self.procs: list[subprocess.Popen] = []
+        for port in self.ports:
+            node_dir = root / f"node-{port}"
+            node_dir.mkdir(parents=True)
+            args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir)]
+            args += [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            log = (node_dir / "redis.log").open("w")
+            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+        for port, proc in zip(self.ports, self.procs, strict=True):
+            _wait_for_port(port, proc, "cluster redis-server")
+        nodes = [redis.Redis(port=port) for port in self.ports]
+        share = self.SLOTS // masters
+        for i, node in enumerate(nodes):
+            end = self.SLOTS if i == masters - 1 else (i + 1) * share
+            slots = list(range(i * share, end))
+            for start in range(0, len(slots), 1000):
+                node.execute_command("CLUSTER ADDSLOTS", *slots[start : start + 1000])
+            if i:
+                node.execute_command("CLUSTER MEET", "127.0.0.1", self.ports[0])
+        deadline = time.monotonic() + timeout
+        while not all(_cluster_state(node) == "ok" for node in nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis Cluster on ports {self.ports} did not reach cluster_state:ok")
+            time.sleep(0.1)
+        for node in nodes:
+            node.close()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def store_env(request) -> dict[str, str]:
+    """The settings of the state store a parametrised test runs on: one redis-server, or a three-master cluster."""
+    if request.param == "redis":
+        return {}
+    cluster = request.getfixturevalue("redis_cluster")
+    return {"JOURNEY_REDIS_URL": cluster.url, "JOURNEY_REDIS_CLUSTER": "true"}
 
 
 class Deployment:
@@ -93,15 +184,15 @@ class Deployment:
 
     def caught_up(self) -> bool:
         """Every input message applied, every outbox empty, nothing due at the partition's clock."""
-        prefix, topic = self.settings.key_prefix, self.settings.topic_touchpoints
+        keys = self.keys
         for p, end in self.partition_ends().items():
-            offset, clock = self.redis.hmget(f"{prefix}:mark:{topic}:{p}", "offset", "clock")
+            offset, clock = self.redis.hmget(keys.mark(p), "offset", "clock")
             if end and (offset is None or int(offset) < end - 1):
                 return False
-            if self.redis.llen(f"{prefix}:outbox:{topic}:{p}"):
+            if self.redis.llen(keys.outbox(p)):
                 return False
             now = float(clock) if (clock and self.settings.clock == "event") else time.time()
-            if self.redis.zcount(f"{prefix}:due:{topic}:{p}", "-inf", now):
+            if self.redis.zcount(keys.due(p), "-inf", now):
                 return False
         return True
 
@@ -187,13 +278,26 @@ class Deployment:
     def dead_letters(self) -> list[dict]:
         return self.read(self.settings.topic_dead_letter)
 
+    @property
+    def keys(self) -> Keys:
+        return Keys.for_settings(self.settings)
+
     def states(self) -> dict[str, dict]:
-        prefix = f"{self.settings.key_prefix}:c:"
-        keys = list(self.redis.scan_iter(match=prefix + "*", count=1000))
+        """Every customer's stored state, by id (a SCAN of every node on a cluster; one GET per key there)."""
+        keys = list(self.redis.scan_iter(match=self.keys.state_pattern, count=1000))
+        pipe = self.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.get(k)
         return {
-            k.decode()[len(prefix) :]: CustomerState.from_json(v).as_dict()
-            for k, v in zip(keys, self.redis.mget(keys), strict=False)
+            Keys.customer_of(k)[1]: CustomerState.from_json(v).as_dict()
+            for k, v in zip(keys, pipe.execute(), strict=True)
         }
+
+    def partition_of(self, customer_id: str) -> int:
+        """The input partition the customer's keys are under (their events were keyed by their id)."""
+        from streams.kafka.publish import partition_for
+
+        return partition_for(customer_id.encode(), self.settings.partitions)
 
     def close(self) -> None:
         for proc in self.workers:

@@ -38,6 +38,7 @@ from streams.local import sample
 from streams.local.stack import _wait_for_port, free_port, redis_binary
 from streams.replay.engine import OfflineReplay
 from streams.replay.run import run_replay
+from streams.store import Keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(290)]
 
@@ -125,7 +126,7 @@ def applied_offsets(d) -> dict[int, int]:
     prefix, topic = d.settings.key_prefix, d.settings.topic_touchpoints
     pipe = d.redis.pipeline(transaction=False)
     for p in range(d.settings.partitions):
-        pipe.hget(f"{prefix}:mark:{topic}:{p}", "offset")
+        pipe.hget(Keys(prefix, topic).mark(p), "offset")
     return {p: -1 if raw is None else int(raw) for p, raw in enumerate(pipe.execute())}
 
 

@@ -35,7 +35,7 @@ from streams.live import outbox
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.settings import Settings
-from streams.store import JourneyStore, PartitionCommit
+from streams.store import JourneyStore, Keys, PartitionCommit
 from streams.store.journey import CommitResult
 
 pytestmark = pytest.mark.integration
@@ -178,7 +178,7 @@ async def _a_batch_behind_the_new_owner(redis_url: str) -> dict:
         old.rewound.discard(0)
         old.applied[0] = 3
         await old.process_batch([_message(4, _event("e4", "c1", 4))])
-        final = (await JourneyStore.for_settings(client, settings).load_states(["c1"]))["c1"]
+        final = (await JourneyStore.for_settings(client, settings).load_states({"c1": 0}))["c1"]
         return {
             "prefix": settings.key_prefix,
             "after_new_owner": after_new_owner,
@@ -199,7 +199,7 @@ def test_a_commit_behind_the_new_owner_is_fenced_and_changes_nothing(stack, capl
     caplog.set_level(logging.WARNING, logger="streams.live.processor")
     out = asyncio.run(_a_batch_behind_the_new_owner(stack.redis_url))
     prefix = out["prefix"]
-    mark = out["after_new_owner"][f"{prefix}:mark:{TOPIC}:0".encode()]
+    mark = out["after_new_owner"][Keys(prefix, TOPIC).mark(0).encode()]
     assert mark[b"offset"] == b"3", "the new owner applied the partition up to offset 3"
 
     # Nothing of the stale batch reached Redis: states, due times, outbox, history, the mark.

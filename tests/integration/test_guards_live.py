@@ -40,7 +40,7 @@ def partition_of(customer: str, partitions: int) -> int:
 
 
 def state_of(d, customer: str) -> CustomerState:
-    raw = d.redis.get(f"{d.settings.key_prefix}:c:{customer}")
+    raw = d.redis.get(d.keys.state(d.partition_of(customer), customer))
     assert raw is not None, f"no state for {customer}"
     return CustomerState.from_json(raw)
 
@@ -50,7 +50,7 @@ def test_a_poisoned_state_quarantines_its_customer_while_the_batch_applies_the_o
     d = deploy()
     at = datetime(2026, 3, 1, tzinfo=UTC)
     poisoned = json.dumps({"id": "mallory", "fs": at.timestamp(), "ls": at.timestamp(), "p": 2, "sp": None}).encode()
-    d.redis.set(f"{d.settings.key_prefix}:c:mallory", poisoned)
+    d.redis.set(d.keys.state(d.partition_of("mallory"), "mallory"), poisoned)
     others = [f"cust-{i}" for i in range(6)]
     events = [touchpoint(f"{c}-1", c, at + timedelta(hours=i)) for i, c in enumerate(others)]
     events.insert(3, touchpoint("mallory-1", "mallory", at))
@@ -64,9 +64,9 @@ def test_a_poisoned_state_quarantines_its_customer_while_the_batch_applies_the_o
     [letter] = d.dead_letters()
     assert letter["source_offset"] == offsets[3] and letter["error"].startswith(reasons.QUARANTINED)
     assert json.loads(base64.b64decode(letter["raw_value_b64"]))["event_id"] == "mallory-1"
-    record = d.redis.hgetall(f"{d.settings.key_prefix}:q:mallory")
+    record = d.redis.hgetall(d.keys.quarantine(d.partition_of("mallory"), "mallory"))
     assert record[b"state"] == poisoned and b"sp" in record[b"reason"]
-    assert d.redis.get(f"{d.settings.key_prefix}:c:mallory") == poisoned
+    assert d.redis.get(d.keys.state(d.partition_of("mallory"), "mallory")) == poisoned
     assert d.wait_stat(worker, "quarantined", 1) == 1
     assert "quarantined" in d.worker_log() and "journey release" in d.worker_log()
 
@@ -91,11 +91,11 @@ def test_a_far_future_event_is_dead_lettered_and_fires_no_due_time_in_event_cloc
     letters = sorted(d.dead_letters(), key=lambda dl: dl["source_offset"])
     assert [dl["source_offset"] for dl in letters] == [future_offset, future_offset + 1]
     assert all(dl["error"].startswith(TOO_LATE) and "JOURNEY_MAX_EVENT_AHEAD_S" in dl["error"] for dl in letters)
-    assert d.redis.get(f"{d.settings.key_prefix}:c:{stranger}") is None
+    assert d.redis.get(d.keys.state(d.partition_of(stranger), stranger)) is None
     changes = d.changes()
     assert not [c for c in changes if c["caused_by"].startswith("inactivity@")]
     assert state_of(d, buyer).lifecycle not in ("at_risk", "lapsed")
-    clock = float(d.redis.hget(f"{d.settings.key_prefix}:mark:{d.settings.topic_touchpoints}:0", "clock") or 0)
+    clock = float(d.redis.hget(d.keys.mark(0), "clock") or 0)
     assert clock == pytest.approx((first + timedelta(days=20)).timestamp())
     assert offsets and clock < now
 

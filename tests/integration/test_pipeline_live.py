@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 
 from streams.cli import main
 from streams.local import sample
+from streams.store.history import read as read_history
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,9 @@ def touchpoint(customer: str, n: int, kind: str, at: datetime, **extra) -> dict:
     return event
 
 
-def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
+def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env):
     """One customer's journey gives exactly its lifecycle changes, its trait, and the actions the playbook allows."""
-    d = deploy(JOURNEY_CLOCK="wall")
+    d = deploy(**store_env, JOURNEY_CLOCK="wall")
     day0 = (datetime.now(UTC) - timedelta(days=100)).replace(microsecond=0)  # the core keeps milliseconds
     journey = [
         touchpoint("alice", 1, "page_view", day0),
@@ -92,11 +92,11 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     assert state["suppressed_log"][-1][1] == "loyalty_programme_invite"
     assert state["suppressed_log"][-1][2].startswith("cooldown")
     # the history `journey explain` reads holds the changes, newest first
-    history = [json.loads(h) for h in d.redis.lrange(f"{d.settings.key_prefix}:h:alice", 0, -1)]
+    history = [read_history(h) for h in d.redis.lrange(d.keys.history(d.partition_of("alice"), "alice"), 0, -1)]
     assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
 
     # `journey explain alice` tells it back: her types, the rules that hold, her changes, sent and suppressed
-    env = {"JOURNEY_REDIS_URL": d.settings.redis_dsn, "JOURNEY_KEY_PREFIX": d.settings.key_prefix, "COLUMNS": "240"}
+    env = {**d.env, "COLUMNS": "240"}
     result = CliRunner().invoke(main, ["explain", "alice"], env=env)
     assert result.exit_code == 0, result.output
     text = result.output
@@ -108,9 +108,9 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy):
     assert missing.exit_code == 1 and "no customer 'nobody'" in missing.output
 
 
-def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy):
+def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy, store_env):
     """Bad messages go to the dead-letter topic with raw bytes, error and offset; good ones around them are applied."""
-    d = deploy()
+    d = deploy(**store_env)
     at = datetime(2026, 3, 1, tzinfo=UTC)
     bad = sample.bad_messages()
     before = d.produce([touchpoint("bob", 1, "page_view", at)])
@@ -159,11 +159,11 @@ def test_a_new_group_over_the_same_redis_resumes_where_redis_says_and_emits_noth
     assert len(d.changes()) == len(changes)
 
 
-def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy):
+def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy, store_env):
     """kill -9 in the middle of a stream, restart: the final state equals an uninterrupted run's,
     every change and action was published, and none under two different ids."""
     events = list(sample.generate(1500, seed=11))
-    crashed = deploy(JOURNEY_CLOCK="event", JOURNEY_BATCH_SIZE="200")
+    crashed = deploy(**store_env, JOURNEY_CLOCK="event", JOURNEY_BATCH_SIZE="200")
     crashed.produce(events)
     victim = crashed.start_worker()
     crashed.wait_stat(victim, "events", len(events) // 4, timeout=90)
@@ -173,7 +173,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy):
     crashed.start_worker()
     crashed.wait_caught_up(timeout=120)
 
-    reference = deploy(input_of=crashed, JOURNEY_CLOCK="event")
+    reference = deploy(input_of=crashed, **store_env, JOURNEY_CLOCK="event")
     reference.start_worker()
     reference.wait_caught_up(timeout=120)
 

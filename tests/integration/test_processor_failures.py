@@ -75,7 +75,7 @@ async def _run(redis_url: str, prefix: str, batches: list[list[RawMessage]]) -> 
     processor = Processor(settings, store, publish, model)
     for batch in batches:
         await processor.process_batch(batch)
-    states = await store.load_states(["c1"])
+    states = await store.load_states({"c1": 0})
     await client.aclose()
     return published, states["c1"]
 

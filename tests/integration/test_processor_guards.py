@@ -92,10 +92,10 @@ class Run:
         return self.on(self.settings.topic_type_changes)
 
     async def raw_state(self, cid: str) -> bytes | None:
-        return await self.client.get(self.store.state_key(cid))
+        return await self.client.get(self.store.state_key(0, cid))
 
     async def state(self, cid: str) -> CustomerState:
-        return (await self.store.load_states([cid]))[cid]
+        return (await self.store.load_states({cid: 0}))[cid]
 
 
 def run(body: Callable[[Run], Awaitable[None]], stack, model: Model | None = None, **settings: Any) -> None:
@@ -134,7 +134,7 @@ def test_events_outside_the_accepted_range_are_dead_lettered_and_move_no_clock(s
         ]
         assert r.processor.stats.by_error == {TOO_LATE: 2, TOO_EARLY: 1}
         assert await r.raw_state("b") is None
-        marks, _ = await r.store.load([0], [])
+        marks, _ = await r.store.load([0], {})
         assert marks[0].offset == 4 and marks[0].clock == (START + timedelta(days=1)).timestamp()
         # Within the tolerance of the wall clock: accepted.
         await r.processor.process_batch([message(5, event("soon", "c", datetime.fromtimestamp(WALL + 300, UTC)))])
@@ -184,7 +184,7 @@ def test_a_state_that_cannot_be_read_quarantines_its_customer_and_the_batch_goes
     """Before: one unreadable state failed the whole batch, which was retried forever."""
 
     async def body(r: Run) -> None:
-        await r.client.set(r.store.state_key("bad"), POISONED)
+        await r.client.set(r.store.state_key(0, "bad"), POISONED)
         await r.processor.process_batch(
             [
                 message(0, event("good-1", "good", START)),
@@ -199,21 +199,21 @@ def test_a_state_that_cannot_be_read_quarantines_its_customer_and_the_batch_goes
         assert error.startswith(reasons.QUARANTINED) and "sp" in error and "journey release" in error
         assert base64.b64decode(r.dead[0]["raw_value_b64"]) == json.dumps(event("bad-1", "bad", START)).encode()
         assert r.processor.stats.quarantined == 1 and r.processor.stats.by_error == {reasons.QUARANTINED: 1}
-        record = await r.client.hgetall(r.store.quarantine_key("bad"))
+        record = await r.client.hgetall(r.store.quarantine_key(0, "bad"))
         assert record[b"state"] == POISONED and b"sp" in record[b"reason"]
         assert record[b"found"] == b"event at journey.touchpoints[0] offset 1" and record[b"since"].startswith(b"2027-")
         assert await r.raw_state("bad") == POISONED, "the state is left as it is"
-        marks, _ = await r.store.load([0], [])
+        marks, _ = await r.store.load([0], {})
         assert marks[0].offset == 2
 
         # Still quarantined: their next events are dead-lettered too, counted once as a quarantine.
         await r.processor.process_batch([message(3, event("bad-2", "bad", START + timedelta(days=2)))])
         assert [d["source_offset"] for d in r.dead] == [1, 3] and r.processor.stats.quarantined == 1
-        assert (await r.client.hgetall(r.store.quarantine_key("bad")))[b"since"] == record[b"since"]
+        assert (await r.client.hgetall(r.store.quarantine_key(0, "bad")))[b"since"] == record[b"since"]
 
         # A repaired state (or a version that reads it) ends the quarantine at their next event.
         repaired = CustomerState.from_json(POISONED.replace(b"null", b"40.0"))
-        await r.client.set(r.store.state_key("bad"), repaired.to_json())
+        await r.client.set(r.store.state_key(0, "bad"), repaired.to_json())
         await r.processor.process_batch([message(4, event("bad-3", "bad", START + timedelta(days=3)))])
         assert len(r.dead) == 2 and (await r.state("bad")).purchases == 2
 
@@ -223,12 +223,12 @@ def test_a_state_that_cannot_be_read_quarantines_its_customer_and_the_batch_goes
 def test_the_sweep_quarantines_an_unreadable_state_and_advances_the_others(stack):
     async def body(r: Run) -> None:
         await r.processor.process_batch([message(0, event("a-1", "a", START)), message(1, event("b-1", "b", START))])
-        await r.client.set(r.store.state_key("b"), b"\xff not json")
+        await r.client.set(r.store.state_key(0, "b"), b"\xff not json")
         r.processor.warm.forget_all()  # as after a restart: the state is read from Redis
         assert await r.processor.sweep([0], wall_now=WALL) == 2
         assert (await r.state("a")).lifecycle == "lapsed"
         assert r.processor.stats.quarantined == 1
-        record = await r.client.hgetall(r.store.quarantine_key("b"))
+        record = await r.client.hgetall(r.store.quarantine_key(0, "b"))
         assert record[b"state"] == b"\xff not json" and record[b"found"] == b"sweep of journey.touchpoints[0]"
         assert await r.client.zscore(r.store.due_key(0), "b") is None
         await r.processor.sweep([0], wall_now=WALL + 86_400)
@@ -245,7 +245,7 @@ def test_journey_explain_shows_a_quarantined_customer_and_journey_release_ends_i
     async def body(r: Run) -> None:
         weird = "x[/][bold]"  # customer text is printed as it is, never as markup
         for cid in ("bad", weird):
-            await r.client.set(r.store.state_key(cid), POISONED)
+            await r.client.set(r.store.state_key(0, cid), POISONED)
         await r.processor.process_batch([message(0, event("bad-1", "bad", START))])
         env = {"JOURNEY_REDIS_URL": r.settings.redis_dsn, "JOURNEY_KEY_PREFIX": r.settings.key_prefix, "COLUMNS": "200"}
         runner = CliRunner()
@@ -267,7 +267,7 @@ def test_journey_explain_shows_a_quarantined_customer_and_journey_release_ends_i
         assert await r.raw_state("bad") == POISONED
         released = runner.invoke(journey, ["release", "bad", "--forget-state"], env=env)
         assert released.exit_code == 0 and "start over" in released.output, released.output
-        assert await r.raw_state("bad") is None and not await r.client.exists(r.store.quarantine_key("bad"))
+        assert await r.raw_state("bad") is None and not await r.client.exists(r.store.quarantine_key(0, "bad"))
         again = runner.invoke(journey, ["release", "bad"], env=env)
         assert again.exit_code == 1 and "not quarantined" in again.output
 
@@ -276,15 +276,15 @@ def test_journey_explain_shows_a_quarantined_customer_and_journey_release_ends_i
         assert (await r.state("bad")).purchases == 1 and len(r.dead) == 1
 
         # A repaired state: explain shows the customer, with a note; release removes the record.
-        await r.client.set(r.store.state_key("fixed"), POISONED)
+        await r.client.set(r.store.state_key(0, "fixed"), POISONED)
         await r.processor.process_batch([message(2, event("fixed-1", "fixed", START))])
         await r.client.set(
-            r.store.state_key("fixed"), CustomerState.from_json(POISONED.replace(b"null", b"1")).to_json()
+            r.store.state_key(0, "fixed"), CustomerState.from_json(POISONED.replace(b"null", b"1")).to_json()
         )
         note = runner.invoke(journey, ["explain", "fixed"], env=env)
         assert note.exit_code == 0 and "quarantine record" in note.output and "reads now" in note.output
         assert runner.invoke(journey, ["release", "fixed"], env=env).exit_code == 0
-        assert not await r.client.exists(r.store.quarantine_key("fixed"))
+        assert not await r.client.exists(r.store.quarantine_key(0, "fixed"))
 
     run(body, stack)
 

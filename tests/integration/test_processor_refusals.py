@@ -81,7 +81,7 @@ async def _run(redis_url: str, prefix: str, model: Model) -> tuple[list, Stats, 
             offset += 1
         await processor.process_batch(messages)
     stats = _add(stats, processor.stats)
-    state = (await store.load_states(["c1"]))["c1"]
+    state = (await store.load_states({"c1": 0}))["c1"]
     await client.aclose()
     return published, stats, state
 

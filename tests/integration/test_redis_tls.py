@@ -91,7 +91,7 @@ async def _commit_and_read(settings: Settings) -> tuple[bool, bytes | None]:
         store = JourneyStore.for_settings(client, settings)
         commit = PartitionCommit(0, None, 7, 1.0e9, states={"alice": b'{"id":"alice","fs":1.0,"ls":1.0}'})
         result = (await store.commit([commit]))[0]
-        return result.applied, await client.get(store.state_key("alice"))
+        return result.applied, await client.get(store.state_key(0, "alice"))
     finally:
         await client.aclose()
 
@@ -103,7 +103,7 @@ def test_the_store_commits_over_tls_with_an_acl_user(tls_redis):
     # the blocking client (journey explain) connects the same way
     sync = clients.sync_client(_settings(ca, port))
     try:
-        assert sync.get("tls:c:alice") == stored
+        assert sync.get("tls:{p0}:c:alice") == stored
     finally:
         sync.close()
 

@@ -96,10 +96,7 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
     assert run.exit_code == 0, run.output
     assert run.output.count("clock ") == d.settings.partitions
-    marks = [
-        d.redis.hget(f"{d.settings.key_prefix}:mark:{d.settings.topic_touchpoints}:{p}", "clock")
-        for p in range(d.settings.partitions)
-    ]
+    marks = [d.redis.hget(d.keys.mark(p), "clock") for p in range(d.settings.partitions)]
     assert [float(m) for m in marks] == [until] * d.settings.partitions
     d.wait_caught_up(timeout=60)
 
@@ -161,12 +158,12 @@ def test_a_batch_that_read_the_mark_before_an_advance_does_not_move_the_clock_ba
         client = aioredis.Redis.from_url(d.settings.redis_dsn)
         store = JourneyStore(client, d.settings.key_prefix, d.settings.topic_touchpoints)
         try:
-            marks, _ = await store.load([0], [])  # the batch reads the mark (no offset, no clock yet)
+            marks, _ = await store.load([0], {})  # the batch reads the mark (no offset, no clock yet)
             clocks = await advance_event_clock(d.settings, until)  # the clock is advanced meanwhile
             assert clocks == {p: until for p in range(d.settings.partitions)}
             results = await store.commit([PartitionCommit(0, marks[0].offset, 0, max(marks[0].clock, earlier))])
             assert results[0].applied
-            after, _ = await store.load([0, 1], [])
+            after, _ = await store.load([0, 1], {})
             assert (after[0].offset, after[0].clock) == (0, until)
             assert (after[1].offset, after[1].clock) == (None, until)
             # a batch with a later clock still moves it on, and advancing to an earlier time changes nothing

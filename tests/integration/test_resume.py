@@ -24,7 +24,7 @@ from streams.kafka.resume import LOST_OFFSETS
 from streams.live.processor import Processor
 from streams.live.worker import Worker
 from streams.local import sample
-from streams.store import JourneyStore
+from streams.store import JourneyStore, Keys
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def marks(d) -> dict[int, int | None]:
     prefix, topic = d.settings.key_prefix, d.settings.topic_touchpoints
     found = {}
     for p in range(d.settings.partitions):
-        raw = d.redis.hget(f"{prefix}:mark:{topic}:{p}", "offset")
+        raw = d.redis.hget(Keys(prefix, topic).mark(p), "offset")
         found[p] = None if raw is None else int(raw)
     return found
 
@@ -171,14 +171,14 @@ def test_the_processor_applies_nothing_past_a_mark_that_went_back_and_asks_for_a
         try:
             await processor.process_batch([_message(0, i, e) for i, e in enumerate(events[:5])])
             assert processor.applied == {0: 4} and not processor.rewound
-            state_then = await client.get(store.state_key("cust-000003"))
+            state_then = await client.get(store.state_key(0, "cust-000003"))
 
             await client.hset(mark_key, "offset", 2)  # Redis lost offsets 3 and 4
             out_before = len(published)
             await processor.process_batch([_message(0, i, events[i]) for i in (5, 6)])
             assert processor.rewound == {0} and processor.stats.rewinds == 1
             assert int(await client.hget(mark_key, "offset")) == 2
-            assert await client.get(store.state_key("cust-000003")) == state_then
+            assert await client.get(store.state_key(0, "cust-000003")) == state_then
             assert len(published) == out_before
 
             # Until the worker has sought the partition, none of its input is applied, whoever noticed

@@ -27,22 +27,23 @@ def _state(cid: str, at: float) -> bytes:
 
 async def _commit_big_batches(redis_url: str) -> dict:
     client = aioredis.Redis.from_url(redis_url)
-    store = JourneyStore(client, "chunk-test", "touchpoints", history_topic="changes")
+    store = JourneyStore(client, "chunk-test", "touchpoints", history_length=20)
     ids = [f"c{i}" for i in range(CUSTOMERS)]
     first = PartitionCommit(0, None, 10, 1.0, token="w:1")
     first.states = {cid: _state(cid, float(i)) for i, cid in enumerate(ids)}
     first.due = {cid: 1000.0 + i for i, cid in enumerate(ids)}
     first.outbox = [b"changes\tc0\t" + json.dumps({"n": n}).encode() for n in range(CHANGES_OF_ONE)]
     first.outbox += [b"changes\tc1\t" + json.dumps({"n": 0}).encode(), b"actions\tc1\t{}"]
+    first.history = {"c0": [json.dumps({"n": n}).encode() for n in range(CHANGES_OF_ONE)], "c1": [b'{"n":0}']}
     result = await store.commit([first])
     # A second batch drops the due time of every other customer.
     second = PartitionCommit(0, 10, 11, 2.0, token="w:2")
     second.due = {cid: None for cid in ids[::2]}
     await store.commit([second])
-    stored = await store.load_states(ids)
+    stored = await store.load_states(dict.fromkeys(ids, 0))
     due = await client.zrange(store.due_key(0), 0, -1, withscores=True)
-    history_c0 = [json.loads(h)["n"] for h in await store.history("c0")]
-    history_c1 = [json.loads(h)["n"] for h in await store.history("c1")]
+    history_c0 = [json.loads(h)["n"] for h in await store.history(0, "c0")]
+    history_c1 = [json.loads(h)["n"] for h in await store.history(0, "c1")]
     outbox = await client.llen(store.outbox_key(0))
     await client.aclose()
     return {

@@ -51,7 +51,7 @@ async def _two_workers_on_one_partition(redis_url: str, prefix: str) -> Customer
     # The partition moves to the second worker and back (a rebalance): each applies one event.
     await second.process_batch([_message(1, 1)])
     await first.process_batch([_message(2, 2)])
-    state = (await store.load_states(["c1"]))["c1"]
+    state = (await store.load_states({"c1": 0}))["c1"]
     await client.aclose()
     return state
 
@@ -76,7 +76,7 @@ async def _one_worker(redis_url: str, prefix: str) -> tuple[CustomerState, Custo
     remembered = processor.warm.get(0, "c1")
     await processor.process_batch([_message(1, 1)])
     assert processor.warm.get(0, "c1") is remembered, "the remembered state was used (and changed in place)"
-    stored = (await store.load_states(["c1"]))["c1"]
+    stored = (await store.load_states({"c1": 0}))["c1"]
     await client.aclose()
     return stored, remembered
 

@@ -5,17 +5,19 @@
 -- so a worker that lost the partition cannot overwrite the new owner's work.
 --
 -- KEYS[1] offset hash (fields offset, clock)   KEYS[2] outbox list   KEYS[3] due zset
--- KEYS[4..] customer state keys
+-- KEYS[4 .. 3+S] the S customer state keys, then KEYS[4+S ..] the history keys of customers with changes
+-- (every key of one input partition, under one hash tag: a Redis Cluster runs this on one node)
 -- ARGV[1] expected offset ('' = none yet)   ARGV[2] new offset
 -- ARGV[3] new clock: stored as max(stored clock, ARGV[3]), so the clock never moves backwards
 -- ARGV[4] the state JSON of KEYS[4..], joined by newlines (compact JSON has none of its own)
 -- ARGV[5] due times as a JSON array of [customer id, score or null to remove]
 -- ARGV[6] outbox entries (topic TAB key TAB JSON), joined by newlines, appended in order
--- ARGV[7] the type-changes topic, ARGV[8] the history key prefix: each type change is also
---         pushed onto <prefix><customer id> (latest first, HISTORY_KEPT kept) for `journey explain`
---         (keys built here, not declared: fine on one Redis, not on a Redis Cluster)
+-- ARGV[7] the history entries (built by the worker), joined by newlines, in order
+-- ARGV[8] a JSON array: how many of those entries go to each history key, in KEYS order; each is
+--         pushed onto its list (latest first), trimmed to ARGV[10] entries
 -- ARGV[9] this commit's writer token, kept in the mark's `writer` field: a worker trusts the states
 --         it remembers of this partition only while the mark still holds its own last token
+-- ARGV[10] how many history entries each customer keeps
 -- Few, large arguments: packing thousands of small ones cost the client more than the work.
 -- Returns {1, outbox length before the append, the writer token it replaced ('' if none)}
 -- or {0, stored offset} when fenced.
@@ -70,28 +72,17 @@ local entries = lines(ARGV[6])
 for first = 1, #entries, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(entries, first, math.min(first + 999, #entries)))
 end
-local history_topic, history_prefix = ARGV[7], ARGV[8]
-local history, customers = {}, {}  -- a customer's changes of the batch, in order; customers in order
-for _, entry in ipairs(entries) do
-  local tab1 = string.find(entry, '\t', 1, true)
-  if string.sub(entry, 1, tab1 - 1) == history_topic then
-    local tab2 = string.find(entry, '\t', tab1 + 1, true)
-    local key = history_prefix .. string.sub(entry, tab1 + 1, tab2 - 1)
-    local changes = history[key]
-    if not changes then
-      changes = {}
-      history[key] = changes
-      customers[#customers + 1] = key
-    end
-    changes[#changes + 1] = string.sub(entry, tab2 + 1)
+local kept = tonumber(ARGV[10])
+local counts = cjson.decode(ARGV[8])
+local changes = lines(ARGV[7])
+local next_change = 1
+for i, count in ipairs(counts) do  -- each history key's changes, in order: the latest ends up first
+  local key = KEYS[3 + #states + i]
+  for first = next_change, next_change + count - 1, CHUNK do
+    redis.call('LPUSH', key, unpack(changes, first, math.min(first + CHUNK - 1, next_change + count - 1)))
   end
-end
-for _, key in ipairs(customers) do
-  local changes = history[key]
-  for first = 1, #changes, CHUNK do  -- pushed in order: the latest ends up first
-    redis.call('LPUSH', key, unpack(changes, first, math.min(first + CHUNK - 1, #changes)))
-  end
-  redis.call('LTRIM', key, 0, 19)
+  next_change = next_change + count
+  redis.call('LTRIM', key, 0, kept - 1)
 end
 -- The clock never moves back: `journey advance-clock` may have moved it on since this batch read it.
 local stored_clock = redis.call('HGET', KEYS[1], 'clock')

@@ -1,0 +1,78 @@
+"""A customer's change history in Redis: compact entries, the latest few, for `journey explain` and profiles.
+
+The history is the largest thing Redis keeps per customer, so an entry holds only what explain and
+the profile show, as a JSON array without field names:
+
+    [change id, at (epoch seconds), dimension, from, to, rule, evidence, caused by]
+
+The dimension is `l` (lifecycle) or `t` (trait); the rule is `0` when it is the one the change's own
+type names (`lifecycle.loyal` for a change to `loyal`), which most are. `read` turns an entry back into
+the named form of a type change (evidence floats kept to three decimals), and also reads the full type-change JSON earlier versions kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import TypeChange
+
+_DIMENSIONS = {"lifecycle": "l", "trait": "t"}
+_NAMES = {short: name for name, short in _DIMENSIONS.items()}
+
+
+def _default_rule(dimension: str, to: str | None, from_: str | None) -> str:
+    return f"{dimension}.{to if to is not None else from_}"
+
+
+def _compact(value: Any) -> Any:
+    """Evidence as kept: floats to three decimals, non-finite ones (nothing to measure from) as null."""
+    if isinstance(value, float):
+        return round(value, 3) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_compact(v) for v in value]
+    return value
+
+
+def entry(change: TypeChange) -> bytes:
+    """The history entry of a type change (compact JSON: no newline)."""
+    dimension = str(change.dimension)
+    rule = change.reason.rule
+    fields = [
+        change.change_id,
+        round(change.at.timestamp(), 3),
+        _DIMENSIONS.get(dimension, dimension),
+        change.from_,
+        change.to,
+        0 if rule == _default_rule(dimension, change.to, change.from_) else rule,
+        _compact(change.reason.evidence),
+        change.caused_by,
+    ]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def read(raw: bytes | str) -> dict[str, Any]:
+    """A stored entry as a type change's fields (`change_id`, `at`, `dimension`, `from`, `to`, `reason`,
+    `caused_by`), whichever form it was stored in."""
+    value = json.loads(raw)
+    if isinstance(value, dict):  # the full type change of earlier versions
+        return value
+    change_id, at, dimension, from_, to, rule, evidence, caused_by = value
+    dimension = _NAMES.get(dimension, dimension)
+    return {
+        "change_id": change_id,
+        "at": _iso(at),
+        "dimension": dimension,
+        "from": from_,
+        "to": to,
+        "reason": {"rule": rule or _default_rule(dimension, to, from_), "evidence": evidence},
+        "caused_by": caused_by,
+    }
