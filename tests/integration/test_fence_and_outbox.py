@@ -172,7 +172,7 @@ async def _a_batch_behind_the_new_owner(redis_url: str) -> dict:
         # processor applies none of the partition's input.
         asked_to_seek = 0 in old.rewound
         await old.process_batch([_message(4, _event("e4", "c1", 4))])
-        untouched_until_sought = (await JourneyStore.for_settings(client, settings).load_states(["c1"]))["c1"]
+        untouched_until_sought = (await JourneyStore.for_settings(client, settings).load_states({"c1": 0}))["c1"]
         # Given the partition back (the worker sought it: as `Worker.seek_to_applied` does), the old owner
         # builds on the new owner's state, not its own copy.
         old.rewound.discard(0)
