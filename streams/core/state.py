@@ -5,7 +5,10 @@ Only facts that cannot be derived are stored: the average spend and the purchase
 rhythm are computed from the totals and the first / last purchase times, and every
 rule reads these facts through the signals of `streams/core/rules/signals.py`.
 Fields at their defaults are left out of the Redis record, and fields are stored under
-short keys (see the aliases): this keeps a typical customer under 1 KB.
+short keys (see the aliases). The touchpoint kinds and stages that key `counts` and `last_by_stage`
+are stored as one-character codes from fixed tables (`TOUCHPOINT_CODES`, `STAGE_CODES`), mapped by
+pydantic's compiled validator and serialiser so the worker's hot path stays in Rust; records written
+before the codes, with the names themselves, still decode. In memory the keys stay the names.
 """
 
 from __future__ import annotations
