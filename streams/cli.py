@@ -223,7 +223,7 @@ def explain(customer_id: str) -> None:
         reason = None if state is None else state.reason
         render_quarantined(console, customer_id, raw, reason, record, keys.state(partition, customer_id), topics)
         return
-    render_customer(console, state, [read_history(h) for h in history], model)
+    render_customer(console, state, [read_history(h, customer_id) for h in history], model)
     if record:
         render_released_note(console, record)
 

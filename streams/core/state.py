@@ -5,15 +5,84 @@ Only facts that cannot be derived are stored: the average spend and the purchase
 rhythm are computed from the totals and the first / last purchase times, and every
 rule reads these facts through the signals of `streams/core/rules/signals.py`.
 Fields at their defaults are left out of the Redis record, and fields are stored under
-short keys (see the aliases): this keeps a typical customer under 1 KB.
+short keys (see the aliases). The touchpoint kinds and stages that key `counts` and `last_by_stage`
+are stored as one-character codes from fixed tables (`TOUCHPOINT_CODES`, `STAGE_CODES`), mapped by
+pydantic's compiled validator and serialiser so the worker's hot path stays in Rust; records written
+before the codes, with the names themselves, still decode. In memory the keys stay the names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
+
+#: The code each touchpoint kind is stored under in a state's counts: one character, fixed here rather than
+#: derived from the enum's order so that adding, removing or reordering kinds never changes what a stored
+#: code means. A code is never reused, even for a kind that is gone (tests/unit/core/test_state.py checks
+#: that every kind has one and that they are distinct); new kinds take new codes.
+TOUCHPOINT_CODES: dict[str, str] = {
+    "social_engagement": "a",
+    "ad_click": "b",
+    "referral_visit": "c",
+    "review_read": "d",
+    "page_view": "e",
+    "content_view": "f",
+    "search": "g",
+    "newsletter_signup": "h",
+    "demo_request": "i",
+    "form_submit": "j",
+    "free_signup": "k",
+    "trial_start": "l",
+    "presales_chat": "m",
+    "catalog_view": "n",
+    "product_view": "o",
+    "add_to_cart": "p",
+    "remove_from_cart": "q",
+    "checkout_start": "r",
+    "coupon_applied": "s",
+    "payment_failed": "t",
+    "purchase": "u",
+    "survey_response": "v",
+    "review_written": "w",
+    "support_ticket": "x",
+    "complaint": "y",
+    "return": "z",
+    "refund": "A",
+    "change_request": "B",
+    "email_open": "C",
+    "email_click": "D",
+    "referral_made": "E",
+    "subscription_renewed": "F",
+    "subscription_upgraded": "G",
+    "subscription_cancelled": "H",
+    "product_usage": "I",
+}
+#: The same for the stages (the keys of `last_by_stage`), under the same rules.
+STAGE_CODES: dict[str, str] = {"pre_purchase": "b", "purchase": "p", "post_purchase": "a"}
+
+
+def _keys_as_codes(name: str, codes: dict[str, str], value: type) -> Any:
+    """A dict type whose keys pydantic stores as their codes and reads as codes or names (records written
+    before the codes hold the names), all in its compiled validator and serialiser: a TypedDict with one
+    aliased field per key. A key without a code is refused, as an unknown field is."""
+    assert len(set(codes.values())) == len(codes) and all(len(n) > len(c) for n, c in codes.items())
+    fields = {key: Annotated[value, Field(alias=code)] for key, code in codes.items()}
+    coded = TypedDict(name, fields, total=False)  # type: ignore[misc]
+    coded.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
+        extra="forbid", validate_by_alias=True, validate_by_name=True, serialize_by_alias=True
+    )
+    return coded
+
+
+if TYPE_CHECKING:  # to the code they are plain dicts (keyed by the enum values)
+    _Counts = dict[str, int]
+    _ByStage = dict[str, float]
+else:
+    _Counts = _keys_as_codes("Counts", TOUCHPOINT_CODES, int)
+    _ByStage = _keys_as_codes("ByStage", STAGE_CODES, float)
 
 
 def described(default_factory, description: str = ""):
@@ -34,8 +103,8 @@ class CustomerState:
     customer_id: Annotated[str, Field(alias="id")]
     first_seen: Annotated[float, Field(alias="fs")]
     last_seen: Annotated[float, Field(alias="ls")]
-    last_by_stage: Annotated[dict[str, float], Field(alias="st")] = described(dict)
-    counts: Annotated[dict[str, int], Field(alias="n")] = described(dict, "Events per touchpoint kind.")
+    last_by_stage: Annotated[_ByStage, Field(alias="st")] = described(dict)
+    counts: Annotated[_Counts, Field(alias="n")] = described(dict, "Events per touchpoint kind.")
     channels: Annotated[list[str], Field(alias="ch")] = described(list, "Distinct channels used (at most 8).")
 
     # purchases

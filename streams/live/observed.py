@@ -156,7 +156,7 @@ class WorkerEngine:
             state = states.get(customer_id)
             if state is None:
                 return None
-            history = [read_history(raw) for raw in await store.history(partition, customer_id)]
+            history = [read_history(raw, customer_id) for raw in await store.history(partition, customer_id)]
         except (RedisError, OSError) as exc:
             raise Unavailable(f"cannot read from Redis at {worker.settings.redis_shown}: {self._reason(exc)}") from None
         except (ValidationError, ValueError):

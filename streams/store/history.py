@@ -3,11 +3,15 @@
 The history is the largest thing Redis keeps per customer, so an entry holds only what explain and
 the profile show, as a JSON array without field names:
 
-    [change id, at (epoch seconds), dimension, from, to, rule, evidence, caused by]
+    [at (epoch seconds), dimension, from, to, rule, evidence, caused by]
+
+The change id is left out: it is a digest of the customer, the dimension, from, to and the cause
+(`streams/core/ids.py`), so `read` computes it again from the entry and the customer it belongs to.
 
 The dimension is `l` (lifecycle) or `t` (trait); the rule is `0` when it is the one the change's own
 type names (`lifecycle.loyal` for a change to `loyal`), which most are. `read` turns an entry back into
-the named form of a type change (evidence floats kept to three decimals), and also reads the full type-change JSON earlier versions kept.
+the named form of a type change (evidence floats kept to three decimals); it also reads the entries
+of earlier versions: the same array with the change id first, and the full type-change JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import TypeChange
+from streams.core import ids
 
 _DIMENSIONS = {"lifecycle": "l", "trait": "t"}
 _NAMES = {short: name for name, short in _DIMENSIONS.items()}
@@ -43,7 +48,6 @@ def entry(change: TypeChange) -> bytes:
     dimension = str(change.dimension)
     rule = change.reason.rule
     fields = [
-        change.change_id,
         round(change.at.timestamp(), 3),
         _DIMENSIONS.get(dimension, dimension),
         change.from_,
@@ -59,14 +63,19 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def read(raw: bytes | str) -> dict[str, Any]:
-    """A stored entry as a type change's fields (`change_id`, `at`, `dimension`, `from`, `to`, `reason`,
-    `caused_by`), whichever form it was stored in."""
+def read(raw: bytes | str, customer_id: str) -> dict[str, Any]:
+    """A stored entry of this customer's as a type change's fields (`change_id`, `at`, `dimension`, `from`,
+    `to`, `reason`, `caused_by`), whichever form it was stored in."""
     value = json.loads(raw)
     if isinstance(value, dict):  # the full type change of earlier versions
         return value
-    change_id, at, dimension, from_, to, rule, evidence, caused_by = value
-    dimension = _NAMES.get(dimension, dimension)
+    if len(value) == 8:  # an earlier version's entry, with the change id
+        change_id, at, dimension, from_, to, rule, evidence, caused_by = value
+        dimension = _NAMES.get(dimension, dimension)
+    else:
+        at, dimension, from_, to, rule, evidence, caused_by = value
+        dimension = _NAMES.get(dimension, dimension)
+        change_id = ids.change_id(customer_id, dimension, from_, to, caused_by)
     return {
         "change_id": change_id,
         "at": _iso(at),

@@ -92,8 +92,12 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env):
     assert state["suppressed_log"][-1][1] == "loyalty_programme_invite"
     assert state["suppressed_log"][-1][2].startswith("cooldown")
     # the history `journey explain` reads holds the changes, newest first
-    history = [read_history(h) for h in d.redis.lrange(d.keys.history(d.partition_of("alice"), "alice"), 0, -1)]
-    assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)]
+    history = [
+        read_history(h, "alice") for h in d.redis.lrange(d.keys.history(d.partition_of("alice"), "alice"), 0, -1)
+    ]
+    assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)][
+        : d.settings.history_length
+    ]
 
     # `journey explain alice` tells it back: her types, the rules that hold, her changes, sent and suppressed
     env = {**d.env, "COLUMNS": "240"}

@@ -174,7 +174,10 @@ def _check_round_trip(state: CustomerState) -> None:
     record = state.to_json()
     again = CustomerState.from_json(record)
     assert again == state, "the state read back from its record differs"
-    assert again.to_json() == record
+    # The coded dicts (counts, stages) read back in their codes' order rather than as written: the record
+    # may change its key order once, then stays byte for byte the same.
+    assert CustomerState.from_json(again.to_json()) == state
+    assert CustomerState.from_json(again.to_json()).to_json() == again.to_json()
 
 
 class Customer:

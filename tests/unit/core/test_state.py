@@ -12,7 +12,11 @@ def full_state() -> CustomerState:
     values = {}
     for f in dataclasses.fields(CustomerState):
         kind = f.type.removeprefix("Annotated[")
-        if kind.startswith("dict"):
+        if kind.startswith("_Counts"):  # keyed by touchpoint kinds, stored as their codes
+            values[f.name] = {"page_view": 2}
+        elif kind.startswith("_ByStage"):  # keyed by stages, likewise
+            values[f.name] = {"purchase": 1.5}
+        elif kind.startswith("dict"):
             values[f.name] = {"x": 1.5} if "float" in kind.split("]")[0] else {"x": 2}
         elif kind.startswith("list[list"):
             values[f.name] = [[1.5, 2.5, 3.5]]
@@ -77,3 +81,58 @@ def test_contents_are_recalled_beside_their_ids_aligned_from_the_newest():
     assert [state.recall(f * 8, 6) for f in "CDE"] == ["cccccc", "dddddd", "eeeeee"]
     assert len(state.recent_events) == 3 * 8 and len(state.recent_contents) == 3 * 6
     assert CustomerState.from_json(state.to_json()) == state
+
+
+def test_every_touchpoint_kind_and_stage_has_its_own_code():
+    """Codes are fixed in the table, one per enum value, never shared: a new kind without one is refused."""
+    from schemas.touchpoint import Stage, Touchpoint
+    from streams.core.state import STAGE_CODES, TOUCHPOINT_CODES
+
+    assert set(TOUCHPOINT_CODES) == {t.value for t in Touchpoint}
+    assert set(STAGE_CODES) == {s.value for s in Stage}
+    for codes in (TOUCHPOINT_CODES, STAGE_CODES):
+        assert len(set(codes.values())) == len(codes)
+        assert all(len(code) < len(name) for name, code in codes.items())
+
+
+def test_counts_and_stages_are_stored_as_codes():
+    state = CustomerState("c1", 1.0, 2.0, last_by_stage={"purchase": 2.0}, counts={"page_view": 3, "purchase": 1})
+    assert state.to_json() == b'{"id":"c1","fs":1.0,"ls":2.0,"st":{"p":2.0},"n":{"e":3,"u":1}}'
+    assert CustomerState.from_json(state.to_json()) == state
+
+
+#: A record as the previous version wrote it: touchpoint kinds and stages by their names.
+OLD_RECORD = (
+    b'{"id":"cust-000169","fs":1767434111.986,"ls":1768304844.812,"st":{"pre_purchase":1767495260.911,'
+    b'"purchase":1768206084.775,"post_purchase":1768304844.812},"n":{"social_engagement":1,"page_view":1,'
+    b'"referral_visit":1,"product_view":1,"purchase":1,"email_open":2},"ch":["store","web","app"],"p":1,'
+    b'"sp":203.19,"fp":1768206084.775,"lp":1768206084.775,"co":1,"fv":1768205636.952,"be":4,"cy":"RU",'
+    b'"lg":"ru-RU","sg":"e-commerce","lt":"lapsed","lts":1783758084.775,"tr":{"international":1767434111.986,'
+    b'"impulsive":1768206084.775,"efficient":1768206084.775},"ck":1783758084.775,"du":1799742084.775,'
+    b'"as":{"last_win_back":1783758084.775},"ml":[1783758084.775],"fw":1783758084.775,'
+    b'"re":"eImKhHdRoXpC1z_SpMeNI9WcdZwAEQney-8PmQOLBzpp5SsPx6EnrhAB","rc":"avfyO9XOTaqXH8ooXus-hQtzZekvEsOyH0-TwowoZu"}'
+)
+
+
+def test_a_record_of_the_previous_version_still_decodes():
+    state = CustomerState.from_json(OLD_RECORD)
+    assert state.last_by_stage == {
+        "pre_purchase": 1767495260.911,
+        "purchase": 1768206084.775,
+        "post_purchase": 1768304844.812,
+    }
+    assert state.counts == {
+        "social_engagement": 1,
+        "page_view": 1,
+        "referral_visit": 1,
+        "product_view": 1,
+        "purchase": 1,
+        "email_open": 2,
+    }
+    assert CustomerState.from_json(state.to_json()) == state
+    assert len(state.to_json()) < len(OLD_RECORD)
+
+
+def test_an_unknown_touchpoint_kind_in_a_record_is_refused():
+    with pytest.raises(ValueError):
+        CustomerState.from_json(b'{"id":"c","fs":1,"ls":2,"n":{"teleport":1}}')
