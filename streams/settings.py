@@ -30,13 +30,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.currencies import check_currency
 from schemas.touchpoint import MAX_AMOUNT
-from streams.store.keys import RESERVED_PREFIXES
 from streams.text import redact_url
 
 if TYPE_CHECKING:
     from streams.core.model import Model
     from streams.core.timeguard import TimeGuard
 
+
+#: Key prefixes a deployment may not use: `journey replay --redis` keeps its keys under them
+#: (`streams/store/keys.py`, `REPLAY_STATES`).
+RESERVED_PREFIXES = frozenset({"replay"})
 
 #: A Kafka topic name, as Kafka itself allows them (the names are also part of Redis key names).
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]

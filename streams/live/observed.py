@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
@@ -27,7 +27,11 @@ from streams.store.lookup import find_async
 from streams.text import printable, redact
 
 if TYPE_CHECKING:
-    from streams.live.worker import Worker
+    from aiokafka import AIOKafkaConsumer
+    from redis.asyncio import Redis, RedisCluster
+
+    from streams.live.processor import Processor
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 #: Longest wait for one partition's fetch position while refreshing the lag gauge.
@@ -77,10 +81,21 @@ class Pulse:
         return None
 
 
+class ObservedWorker(Protocol):
+    """What the engine reads of the worker (`streams.live.worker.Worker`), which builds it."""
+
+    settings: Settings
+    pulse: Pulse
+    consumer: AIOKafkaConsumer
+    processor: Processor
+    redis: Redis | RedisCluster
+    stopping: asyncio.Event
+
+
 class WorkerEngine:
     """The `streams.http.engine.Engine` of an aiokafka `Worker`."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: ObservedWorker) -> None:
         self.worker = worker
 
     @property

@@ -20,7 +20,7 @@ customer id finds the partition as Kafka's default partitioner does (`streams/st
 
 The offline replay's `--redis` keeps its states under `replay:c:<customer id>` (`REPLAY_STATES`) and
 the ids it wrote in the set `replay:index` (`REPLAY_INDEX`): it clears only what that set names.
-`replay` is therefore no deployment's prefix (`RESERVED_PREFIXES`).
+`replay` is therefore no deployment's prefix (`streams.settings.RESERVED_PREFIXES`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from typing import Any
 #: Where `journey replay --redis` keeps its states, and the set of the ids it wrote there.
 REPLAY_STATES = "replay:c:"
 REPLAY_INDEX = "replay:index"
-#: Prefixes a deployment may not use: the replay's keys live under them.
-RESERVED_PREFIXES = frozenset({"replay"})
 
 
 @dataclass(frozen=True, slots=True)
