@@ -21,6 +21,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_json
+
 from schemas import TypeChange
 from streams.core import ids
 
@@ -43,20 +45,36 @@ def _compact(value: Any) -> Any:
     return value
 
 
+def _compact_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    """`_compact` of a reason's evidence, spelled out for its usual values (numbers, text, None): it runs
+    for every type change the worker writes."""
+    out: dict[str, Any] = {}
+    for key, value in evidence.items():
+        kind = type(value)
+        if kind is float:
+            out[key] = round(value, 3) if math.isfinite(value) else None
+        elif kind is int or kind is str or kind is bool or value is None:
+            out[key] = value
+        else:
+            out[key] = _compact(value)
+    return out
+
+
 def entry(change: TypeChange) -> bytes:
     """The history entry of a type change (compact JSON: no newline)."""
-    dimension = str(change.dimension)
+    dimension = change.dimension.value
     rule = change.reason.rule
+    to, from_ = change.to, change.from_
     fields = [
         round(change.at.timestamp(), 3),
         _DIMENSIONS.get(dimension, dimension),
-        change.from_,
-        change.to,
-        0 if rule == _default_rule(dimension, change.to, change.from_) else rule,
-        _compact(change.reason.evidence),
+        from_,
+        to,
+        0 if rule == _default_rule(dimension, to, from_) else rule,
+        _compact_evidence(change.reason.evidence),
         change.caused_by,
     ]
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return to_json(fields)
 
 
 def _iso(ts: float) -> str:
