@@ -262,7 +262,9 @@ class Settings(BaseSettings):
             secret.get_secret_value() for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret
         ]
         token = self.http_token.get_secret_value() if self.http_token is not None else None
-        return tuple(s for s in (self.redis_dsn, password, *kafka, token) if s)
+        # The Redis URL itself is no secret without its password (which `redact_url` masks in any URL):
+        # listed whole, it would hide the host from every log line that names it.
+        return tuple(s for s in (password, *kafka, token) if s)
 
     def load_model(self) -> Model:
         """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""

@@ -135,3 +135,12 @@ def test_journey_explain_prints_customer_text_literally(hostile):
     text = console.export_text()
     assert "\x1b" not in text and "\x07" not in text
     assert text.splitlines()[0].startswith(f"{printable(hostile)}: lifecycle prospect")
+
+
+def test_a_redis_url_without_a_password_is_logged_whole():
+    """Only secrets are hidden: a URL without a password still tells the operator which Redis."""
+    settings = Settings(redis_url="redis://cache.internal:6379/0")
+    assert settings.secrets() == ()
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "Redis %s", (settings.redis_shown,), None)
+    SafeLogFilter(settings.secrets()).filter(record)
+    assert record.getMessage() == "Redis redis://cache.internal:6379/0"
