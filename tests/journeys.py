@@ -19,18 +19,25 @@ from streams.local import sample
 DAY0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def touchpoint(customer: str, n: int, kind: str, day: float) -> TouchpointEvent:
-    event = {
+def event(customer: str, n: int, kind: str, at: datetime, **extra) -> dict:
+    """A touchpoint event as a sender writes it: id `<customer>-<n>`, on the web, an order of 50 EUR
+    for a purchase."""
+    message = {
         "event_id": f"{customer}-{n}",
         "customer_id": customer,
-        "occurred_at": (DAY0 + timedelta(days=day)).isoformat(),
+        "occurred_at": at.isoformat(),
         "stage": sample.STAGE[kind],
         "touchpoint": kind,
         "channel": "web",
+        **extra,
     }
     if kind == "purchase":
-        event["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
-    return TouchpointEvent.model_validate(event)
+        message["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
+    return message
+
+
+def touchpoint(customer: str, n: int, kind: str, day: float) -> TouchpointEvent:
+    return TouchpointEvent.model_validate(event(customer, n, kind, DAY0 + timedelta(days=day)))
 
 
 def alice(model: Model | None = None) -> tuple[CustomerState, list[dict], Model, list]:

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from journeys import event as touchpoint
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local import sample
@@ -68,20 +69,6 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def touchpoint(customer: str, n: int, kind: str, at: datetime) -> dict:
-    event = {
-        "event_id": f"{customer}-{n}",
-        "customer_id": customer,
-        "occurred_at": at.isoformat(),
-        "stage": sample.STAGE[kind],
-        "touchpoint": kind,
-        "channel": "web",
-    }
-    if kind == "purchase":
-        event["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
-    return event
 
 
 def test_metrics_and_the_profile_tell_a_known_journey(deploy):

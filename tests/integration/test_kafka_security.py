@@ -32,11 +32,11 @@ from pathlib import Path
 
 import pytest
 from certs import CertificateAuthority, Issued
+from journeys import event
 from tls_gateway import TlsGateway
 
 from streams.kafka import clients
 from streams.kafka.topics import ensure_topics
-from streams.local import sample
 from streams.local.demo import local_env, start_worker, stop_worker
 from streams.local.stack import LocalStack, _wait_for_port, broker_binary, free_port
 from streams.settings import Settings
@@ -165,20 +165,7 @@ def wait_for_log(path: Path, text: str, timeout: float) -> str:
 def journey(customer: str) -> list[dict]:
     day0 = (datetime.now(UTC) - timedelta(days=30)).replace(microsecond=0)
     kinds = [("page_view", 0), ("purchase", 1), ("purchase", 6), ("purchase", 11)]
-    events = []
-    for n, (kind, day) in enumerate(kinds, 1):
-        event = {
-            "event_id": f"{customer}-{n}",
-            "customer_id": customer,
-            "occurred_at": (day0 + timedelta(days=day)).isoformat(),
-            "stage": sample.STAGE[kind],
-            "touchpoint": kind,
-            "channel": "web",
-        }
-        if kind == "purchase":
-            event["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
-        events.append(event)
-    return events
+    return [event(customer, n, kind, day0 + timedelta(days=day)) for n, (kind, day) in enumerate(kinds, 1)]
 
 
 EXPECTED_LIFECYCLE = [(None, "prospect"), ("prospect", "new"), ("new", "loyal")]
@@ -188,9 +175,9 @@ async def produce(settings: Settings, events: list[dict]) -> None:
     producer = clients.producer(settings, acks="all")
     await producer.start()
     try:
-        for event in events:
+        for message in events:
             await producer.send_and_wait(
-                settings.topic_touchpoints, json.dumps(event).encode(), key=event["customer_id"].encode()
+                settings.topic_touchpoints, json.dumps(message).encode(), key=message["customer_id"].encode()
             )
     finally:
         await producer.stop()

@@ -8,28 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from journeys import event as touchpoint
 
 from streams.cli import main
 from streams.local import sample
 from streams.store.history import read as read_history
 
 pytestmark = pytest.mark.integration
-
-
-def touchpoint(customer: str, n: int, kind: str, at: datetime, **extra) -> dict:
-    stage = sample.STAGE[kind]
-    event = {
-        "event_id": f"{customer}-{n}",
-        "customer_id": customer,
-        "occurred_at": at.isoformat(),
-        "stage": stage,
-        "touchpoint": kind,
-        "channel": "web",
-        **extra,
-    }
-    if kind == "purchase":
-        event["payload"] = {"kind": "order", "amount": 50.0, "currency": "EUR"}
-    return event
 
 
 def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env):
