@@ -56,11 +56,35 @@ log = logging.getLogger(__name__)
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
-def worker(loglevel: str) -> None:
+@click.option(
+    "--engine",
+    default="aiokafka",
+    show_default=True,
+    type=click.Choice(["aiokafka", "faust"]),
+    help="aiokafka: the batch loop; faust: the Faust app (faust-streaming), as `faust -A streams.live.faust_app worker`.",
+)
+def worker(loglevel: str, engine: str) -> None:
     """Run the stream worker with the JOURNEY_* settings from the environment (Ctrl-C or SIGTERM stops it)."""
+    settings = _settings_or_exit()
+    if engine == "faust":
+        try:
+            import faust  # noqa: F401
+        except ImportError:
+            click.echo(
+                "error: the faust engine needs faust-streaming: pip install 'journey-streams[faust]' "
+                "(or pip install 'faust-streaming>=0.15.2')",
+                err=True,
+            )
+            raise SystemExit(2) from None
+        from streams.live.faust_app import run_faust_worker
+        from streams.logs import setup_logging
+
+        setup_logging(loglevel, settings.secrets(), settings.log_format)
+        run_faust_worker(settings, loglevel)
+        return
     from streams.live.worker import run_worker
 
-    run_worker(_settings_or_exit(), loglevel)
+    run_worker(settings, loglevel)
 
 
 @main.command()

@@ -44,7 +44,7 @@ from streams.kafka.topics import ensure_topics
 from streams.live import outbox
 from streams.live.collector import YoungCollector
 from streams.live.observed import Pulse, WorkerEngine
-from streams.live.processor import Processor
+from streams.live.processor import Processor, Publish
 from streams.live.retry import PermanentError, permanent, retrying
 from streams.logs import setup_logging
 from streams.settings import Settings
@@ -192,42 +192,7 @@ class Worker:
         return await self.consumer.beginning_offsets(partitions)
 
     async def _pass_lost_offsets(self, point: ResumePoint, clock: float) -> bool:
-        """Say loudly that Kafka deleted input before it was applied (a log line, a counter, a dead
-        letter naming the range), then move the partition's mark past the range, so that the range is
-        reported once and not on every assignment. False if the mark moved meanwhile (fenced)."""
-        s = self.settings
-        assert point.lost is not None and point.applied is not None
-        first, last = point.lost
-        log.error(
-            "partition %d: Kafka no longer holds offsets %d-%d (%d offsets) of %s: they were deleted (retention) "
-            "before they were applied and are lost. Going on from offset %d, the earliest Kafka holds; the range "
-            "is on %s. Keep input longer than the worker may fall behind (retention.ms).",
-            point.partition,
-            first,
-            last,
-            point.lost_count,
-            s.topic_touchpoints,
-            point.offset,
-            s.topic_dead_letter,
-        )
-        letter = outbox.message(s.topic_dead_letter, None, lost_offsets_letter(s.topic_touchpoints, point))
-        await retrying(
-            lambda: self.publisher.publish([letter]), "publishing a lost-offsets dead letter", s.retry_max_backoff_s
-        )
-        processor = self.processor
-        skip = PartitionCommit(
-            point.partition, point.applied, point.offset - 1, clock, token=processor.warm.new_token()
-        )
-        async with processor.lock:  # the sweep commits too: one writer at a time
-            results = await retrying(
-                lambda: processor.store.commit([skip]),
-                "moving a partition mark past lost offsets",
-                s.retry_max_backoff_s,
-            )
-        if not results[point.partition].applied:
-            return False
-        processor.stats.offsets_lost += point.lost_count
-        return True
+        return await pass_lost_offsets(self.settings, self.processor, self.publisher.publish, point, clock)
 
     def _take_rewound(self) -> None:
         """Partitions whose mark the processor found behind (or moved by another writer): to be sought.
@@ -314,14 +279,7 @@ class Worker:
                 self.collector.after_batch()
 
     async def _process_until_done(self, messages: list[InputMessage]) -> None:
-        while True:
-            try:
-                return await self.processor.process_batch(messages)
-            except PermanentError:  # no retry mends it: the worker stops, saying what to fix
-                raise
-            except Exception:
-                log.exception("processing a batch of %d messages failed; retrying it in 1s", len(messages))
-                await asyncio.sleep(1.0)
+        await process_until_done(self.processor, messages)
 
     async def sweep(self) -> None:
         """Flag customers who went quiet (no event of theirs will do it) and flush any left-over outbox."""
@@ -388,6 +346,56 @@ class Worker:
             await self.producer.stop()
             await self.redis.aclose()
             log.info("stopped")
+
+
+async def pass_lost_offsets(
+    settings: Settings, processor: Processor, publish: Publish, point: ResumePoint, clock: float
+) -> bool:
+    """Say loudly that Kafka deleted input before it was applied (a log line, a counter, a dead
+    letter naming the range), then move the partition's mark past the range, so that the range is
+    reported once and not on every assignment. False if the mark moved meanwhile (fenced).
+
+    Both engines (this worker and the Faust app) call it when an assignment finds such a range."""
+    s = settings
+    assert point.lost is not None and point.applied is not None
+    first, last = point.lost
+    log.error(
+        "partition %d: Kafka no longer holds offsets %d-%d (%d offsets) of %s: they were deleted (retention) "
+        "before they were applied and are lost. Going on from offset %d, the earliest Kafka holds; the range "
+        "is on %s. Keep input longer than the worker may fall behind (retention.ms).",
+        point.partition,
+        first,
+        last,
+        point.lost_count,
+        s.topic_touchpoints,
+        point.offset,
+        s.topic_dead_letter,
+    )
+    letter = outbox.message(s.topic_dead_letter, None, lost_offsets_letter(s.topic_touchpoints, point))
+    await retrying(lambda: publish([letter]), "publishing a lost-offsets dead letter", s.retry_max_backoff_s)
+    skip = PartitionCommit(point.partition, point.applied, point.offset - 1, clock, token=processor.warm.new_token())
+    async with processor.lock:  # the sweep commits too: one writer at a time
+        results = await retrying(
+            lambda: processor.store.commit([skip]),
+            "moving a partition mark past lost offsets",
+            s.retry_max_backoff_s,
+        )
+    if not results[point.partition].applied:
+        return False
+    processor.stats.offsets_lost += point.lost_count
+    return True
+
+
+async def process_until_done(processor: Processor, messages: list[InputMessage]) -> None:
+    """Apply a batch until it has landed: outages are waited out, never skipped (both engines)."""
+    while True:
+        try:
+            return await processor.process_batch(messages)
+        except PermanentError:  # no retry mends it: the worker stops, saying what to fix
+            raise
+        except Exception:
+            log.exception("processing a batch of %d messages failed; retrying it in 1s", len(messages))
+            await asyncio.sleep(1.0)
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
