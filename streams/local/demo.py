@@ -73,11 +73,14 @@ def local_env(stack: LocalStack, **extra: str) -> dict[str, str]:
     }
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """A worker process (`python -m streams worker`) with these settings, logging to a file."""
+def start_worker(
+    env: dict[str, str], log_path: Path, engine: str = "aiokafka", command: list[str] | None = None
+) -> subprocess.Popen:
+    """A worker process (`python -m streams worker --engine ENGINE`, or `command`) with these settings,
+    logging to a file."""
     log = open(log_path, "ab")  # noqa: SIM115 - the worker process writes to it for its whole life
     return subprocess.Popen(
-        [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
+        command or [sys.executable, "-m", "streams", "worker", "--loglevel", "info", "--engine", engine],
         env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -123,9 +123,17 @@ def store_env(request) -> dict[str, str]:
 class Deployment:
     """One isolated instance of the service on the shared stack: its topics, group, key prefix and workers."""
 
-    def __init__(self, stack: LocalStack, tmp_path: Path, input_of: Deployment | None = None, **overrides: str):
+    def __init__(
+        self,
+        stack: LocalStack,
+        tmp_path: Path,
+        input_of: Deployment | None = None,
+        engine: str = "aiokafka",
+        **overrides: str,
+    ):
         n = next(_names)
         self.stack = stack
+        self.engine = engine  # which worker `start_worker` starts: `journey worker --engine ENGINE`
         self.tmp_path = tmp_path
         tmp_path.mkdir(parents=True, exist_ok=True)
         names = {
@@ -150,9 +158,10 @@ class Deployment:
         self.input_ends: dict[int, int] = input_of.input_ends if input_of is not None else {}
         self._producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
 
-    def start_worker(self, **overrides: str):
+    def start_worker(self, command: list[str] | None = None, **overrides: str):
+        """A worker process of this deployment's engine (or `command`, with its settings in the environment)."""
         log = self.tmp_path / f"worker-{len(self.workers)}.log"
-        proc = start_worker({**self.env, **overrides}, log)
+        proc = start_worker({**self.env, **overrides}, log, self.engine, command)
         self.workers.append(proc)
         return proc
 
@@ -306,13 +315,22 @@ class Deployment:
         self.redis.close()
 
 
-@pytest.fixture
-def deploy(stack, tmp_path):
-    """Make deployments; stops their workers at the end of the test."""
-    made = []
+@pytest.fixture(params=["aiokafka", "faust"])
+def engine(request) -> str:
+    """The worker engine a parametrised test runs on: the aiokafka batch loop, or the Faust app.
+    A test that takes this fixture gets deployments whose workers are of that engine."""
+    return request.param
 
-    def make(**overrides: str) -> Deployment:
-        d = Deployment(stack, tmp_path / f"d{len(made)}", **overrides)
+
+@pytest.fixture
+def deploy(stack, tmp_path, request):
+    """Make deployments; stops their workers at the end of the test. Their workers are of the test's
+    `engine` when it takes that fixture (aiokafka otherwise, or whatever `engine=` a deployment is given)."""
+    made = []
+    default_engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else "aiokafka"
+
+    def make(engine: str | None = None, **overrides: str) -> Deployment:
+        d = Deployment(stack, tmp_path / f"d{len(made)}", engine=engine or default_engine, **overrides)
         made.append(d)
         return d
 

@@ -82,7 +82,7 @@ def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path
         own_redis.wait()
 
 
-def test_a_rebalance_mid_stream_applies_every_event_once(deploy):
+def test_a_rebalance_mid_stream_applies_every_event_once(deploy, engine):
     """A second worker joins the group mid-stream; partitions move; the outcome equals a single worker's."""
     events = list(sample.generate(800, seed=13))
     half = len(events) // 2
@@ -112,7 +112,7 @@ def test_a_rebalance_mid_stream_applies_every_event_once(deploy):
         ),
     )
 
-    reference = deploy(input_of=shared, JOURNEY_CLOCK="event", JOURNEY_PARTITIONS="4")
+    reference = deploy(input_of=shared, engine="aiokafka", JOURNEY_CLOCK="event", JOURNEY_PARTITIONS="4")
     reference.start_worker()
     reference.wait_caught_up(timeout=120)
     assert outputs(shared) == outputs(reference)

@@ -71,7 +71,7 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_metrics_and_the_profile_tell_a_known_journey(deploy):
+def test_metrics_and_the_profile_tell_a_known_journey(deploy, engine):
     """Alice's journey, one re-sent event and every kind of bad message: the metrics count exactly what
     the topics hold, and her profile is what `journey explain` would show."""
     d = deploy(JOURNEY_CLOCK="wall")

@@ -17,7 +17,7 @@ from streams.store.history import read as read_history
 pytestmark = pytest.mark.integration
 
 
-def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env):
+def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env, engine):
     """One customer's journey gives exactly its lifecycle changes, its trait, and the actions the playbook allows."""
     d = deploy(**store_env, JOURNEY_CLOCK="wall")
     day0 = (datetime.now(UTC) - timedelta(days=100)).replace(microsecond=0)  # the core keeps milliseconds
@@ -97,7 +97,7 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env):
     assert missing.exit_code == 1 and "no customer 'nobody'" in missing.output
 
 
-def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy, store_env):
+def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy, store_env, engine):
     """Bad messages go to the dead-letter topic with raw bytes, error and offset; good ones around them are applied."""
     d = deploy(**store_env)
     at = datetime(2026, 3, 1, tzinfo=UTC)
@@ -125,7 +125,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_processed(deploy,
     assert before and after
 
 
-def test_a_new_group_over_the_same_redis_resumes_where_redis_says_and_emits_nothing_twice(deploy):
+def test_a_new_group_over_the_same_redis_resumes_where_redis_says_and_emits_nothing_twice(deploy, engine):
     """A second worker group over the same Redis state has no committed offsets in Kafka: it starts where
     Redis's marks say, so nothing is read, applied or emitted again."""
     d = deploy(JOURNEY_CLOCK="event")
@@ -148,7 +148,7 @@ def test_a_new_group_over_the_same_redis_resumes_where_redis_says_and_emits_noth
     assert len(d.changes()) == len(changes)
 
 
-def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy, store_env):
+def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy, store_env, engine):
     """kill -9 in the middle of a stream, restart: the final state equals an uninterrupted run's,
     every change and action was published, and none under two different ids."""
     events = list(sample.generate(1500, seed=11))
@@ -162,7 +162,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_no_id(deploy, s
     crashed.start_worker()
     crashed.wait_caught_up(timeout=120)
 
-    reference = deploy(input_of=crashed, **store_env, JOURNEY_CLOCK="event")
+    reference = deploy(input_of=crashed, engine="aiokafka", **store_env, JOURNEY_CLOCK="event")
     reference.start_worker()
     reference.wait_caught_up(timeout=120)
 

@@ -57,7 +57,7 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives(deploy, tmp_path):
+def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives(deploy, tmp_path, engine):
     events = list(sample.generate(300, seed=5))
     # Two events re-sent as they were (same event_id) a little later in the stream.
     for original in (1500, 700):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 EVENT_ONLY = [s for s in SCENARIOS if not any(isinstance(step, Advance) for step in s.events + s.near_miss_events)]
 
 
-def test_event_only_scenarios_through_the_live_pipeline(deploy):
+def test_event_only_scenarios_through_the_live_pipeline(deploy, engine):
     assert len(EVENT_ONLY) >= 10, "the subset should stay representative"
     d = deploy(JOURNEY_CLOCK="event")
     steps = [step for s in EVENT_ONLY for step in s.events + s.near_miss_events]

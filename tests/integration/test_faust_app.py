@@ -1,0 +1,96 @@
+"""The Faust engine as users run it, on a real Tansu broker and real redis-servers.
+
+`faust -A streams.live.faust_app worker` itself (not `journey worker --engine faust`) applies a small
+stream, dead-letters its bad messages and stops cleanly on SIGTERM; and the app's /readyz, served by
+faust's web server, answers 503 naming Redis while Redis is away and 200 once it is back, while the
+profile route refuses a request without the token. The shared live suite (journey, dead letters, kill -9,
+rebalance, live = offline) runs on this engine too, through the `engine` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from journeys import event as touchpoint
+from test_http_live import TOKEN, free_port, http, wait_for
+
+from streams.local import sample
+from streams.local.stack import _wait_for_port, redis_binary
+
+pytestmark = pytest.mark.integration
+
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+def test_faust_dash_a_worker_applies_the_stream_and_stops_on_sigterm(deploy):
+    d = deploy(engine="faust")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    d.produce([touchpoint("bob", 1, "page_view", at), touchpoint("bob", 2, "purchase", at)])
+    bad = sample.bad_messages()[:3]
+    d.produce_raw(bad)
+    d.produce([touchpoint("carol", 1, "page_view", at)])
+    worker = d.start_worker(command=[FAUST, "-A", "streams.live.faust_app", "worker", "-l", "info"])
+    d.wait_caught_up(timeout=90)
+
+    changes = [(c["customer_id"], c["to"]) for c in d.changes() if c["dimension"] == "lifecycle"]
+    assert sorted(changes) == [("bob", "new"), ("bob", "prospect"), ("carol", "prospect")]
+    assert [to for customer, to in changes if customer == "bob"] == ["prospect", "new"]
+    assert len(d.dead_letters()) == len(bad)
+    assert d.wait_stat(worker, "events", 3) == 3
+    log = d.worker_log(worker)
+    assert "assigned partitions: [0, 1]" in log and "faust worker started" in log
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0, d.worker_log(worker)
+    d.stopped.add(worker.pid)
+
+
+def test_faust_readyz_follows_redis_and_the_profile_wants_the_token(deploy, tmp_path):
+    port = free_port()
+    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+
+    def start_redis() -> subprocess.Popen:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _wait_for_port(port, proc, "redis-server")
+        return proc
+
+    own_redis = start_redis()
+    try:
+        d = deploy(engine="faust", JOURNEY_REDIS_URL=f"redis://127.0.0.1:{port}/0", JOURNEY_RETRY_MAX_BACKOFF_S="0.5")
+        http_port = free_port()
+        d.produce([touchpoint("dana", 1, "page_view", datetime(2026, 3, 1, tzinfo=UTC))])
+        d.start_worker(JOURNEY_HTTP_PORT=str(http_port), JOURNEY_HTTP_TOKEN=TOKEN)
+        d.wait_caught_up(timeout=90)
+        wait_for("/readyz 200", lambda: http(http_port, "/readyz")[0] == 200, d)
+        assert http(http_port, "/healthz") == (200, json.dumps({"status": "ok"}))
+        status, body = http(http_port, "/customers/dana")
+        assert status == 401 and "JOURNEY_HTTP_TOKEN" in json.loads(body)["error"]
+        status, body = http(http_port, "/customers/dana", token=TOKEN)
+        assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body
+        d.redis.close()
+
+        own_redis.terminate()
+        own_redis.wait()
+        status, body = wait_for(
+            "/readyz 503", lambda: (lambda a: a if a[0] == 503 else None)(http(http_port, "/readyz")), d
+        )
+        answer = json.loads(body)
+        assert answer["status"] == "not_ready" and "Redis" in answer["reason"], answer
+        assert http(http_port, "/customers/dana", token=TOKEN)[0] == 503
+
+        own_redis = start_redis()
+        wait_for("/readyz 200 again", lambda: http(http_port, "/readyz")[0] == 200, d)
+        # the new Redis is empty: the worker finds the marks gone back, reads its partitions again, and
+        # dana's state is there once more
+        d.wait_caught_up(timeout=90)
+        status, body = http(http_port, "/customers/dana", token=TOKEN)
+        assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body
+    finally:
+        own_redis.terminate()
+        own_redis.wait()

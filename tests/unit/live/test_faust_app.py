@@ -1,0 +1,93 @@
+"""The Faust app's configuration: faust's clients connect as ours do, with the same timeouts and buffers."""
+
+from __future__ import annotations
+
+import ssl
+import sys
+
+import pytest
+from click.testing import CliRunner
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+from streams.cli import main
+from streams.kafka import security
+from streams.live.faust_app import app_options, create_app, credentials
+from streams.settings import Settings
+
+PASSWORD = "sasl-Passw0rd-42"
+
+
+def comparable(options: dict) -> dict:
+    """The options with the TLS context replaced by what it checks (contexts compare by identity)."""
+    out = dict(options)
+    context = out.pop("ssl_context", None)
+    if context is not None:
+        assert isinstance(context, ssl.SSLContext)
+        out["tls"] = (context.check_hostname, context.verify_mode)
+    provider = out.pop("sasl_oauth_token_provider", None)
+    if provider is not None:
+        out["token_file"] = str(provider.path)
+    out.pop("sasl_kerberos_service_name", None)
+    out.pop("sasl_kerberos_domain_name", None)
+    return out
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"kafka_security_protocol": "SSL"},
+        {"kafka_security_protocol": "SSL", "kafka_ssl_check_hostname": False},
+        {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "journey",
+            "kafka_sasl_password": PASSWORD,
+        },
+        {
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": "PLAIN",
+            "kafka_sasl_username": "journey",
+            "kafka_sasl_password": PASSWORD,
+        },
+        {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "OAUTHBEARER",
+            "kafka_sasl_oauth_token_file": "/run/token",
+        },
+    ],
+)
+def test_faust_connects_with_the_security_options_of_every_other_client(values):
+    settings = Settings(kafka_bootstrap="b:9092", **values)
+    faust_side = credentials_to_aiokafka_auth(credentials(settings))
+    assert comparable(dict(faust_side)) == comparable(security.options(settings))
+
+
+def test_the_app_takes_the_group_timeouts_buffers_and_endpoint_from_the_settings():
+    settings = Settings(
+        kafka_bootstrap="k1:9092, k2:9093",
+        consumer_group="g",
+        session_timeout_s=4,
+        heartbeat_interval_s=0.5,
+        batch_size=500,
+        http_port=0,
+    )
+    options = app_options(settings)
+    assert options["broker"] == ["kafka://k1:9092", "kafka://k2:9093"]
+    assert (options["broker_session_timeout"], options["broker_heartbeat_interval"]) == (4, 0.5)
+    assert options["broker_rebalance_timeout"] == 4  # Tansu holds a join for half of it
+    assert options["broker_max_poll_records"] == options["stream_buffer_maxsize"] == 500
+    assert options["web_enabled"] is False
+
+    app = create_app(Settings(consumer_group="g2", http_port=18099, batch_size=300))
+    assert app.conf.id == "g2" and app.conf.broker_session_timeout == 30
+    assert app.conf.stream_buffer_maxsize == 300 and app.conf.web_port == 18099
+    agent = next(iter(app.agents.values()))  # the input topic, raw bytes
+    assert agent.channel.get_topic_name() == "journey.touchpoints"
+
+
+def test_the_faust_engine_says_what_to_install_when_faust_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faust", None)  # `import faust` then raises ImportError
+    result = CliRunner().invoke(main, ["worker", "--engine", "faust"], env={"JOURNEY_HTTP_PORT": "0"})
+    assert result.exit_code == 2
+    assert "pip install 'journey-streams[faust]'" in result.output
