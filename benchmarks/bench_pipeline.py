@@ -2,7 +2,7 @@
 """Throughput and latency of the whole journey pipeline on the embedded local stack.
 
     python benchmarks/bench_pipeline.py [--customers N] [--max-events N] [--partitions P]
-                                        [--steady-rate R] [--steady-seconds S]
+                                        [--steady-rate R] [--steady-seconds S] [--engines aiokafka,faust]
 
 One run starts a Tansu broker and a redis-server (`LocalStack`), creates the topics, and:
 
@@ -11,14 +11,19 @@ One run starts a Tansu broker and a redis-server (`LocalStack`), creates the top
     consumer that parses each message and produces one message per input to a scratch
     topic. Rate = N / (first record received → last produce acknowledged). This is the
     ceiling the pipeline is compared with: Kafka in, JSON, Kafka out, no state.
-(b) whole pipeline: one worker process on the same pre-produced events. Its progress is
+(a') faust's ceiling (with the faust engine): an agent that only takes batches and acknowledges them
+    (`benchmarks/faust_ceiling.py`, run with `faust -A`, the Faust engine's own faust settings), in a
+    group of its own over the same events. Rate = N / (first batch → last batch taken), as it reports.
+(b) whole pipeline: one worker process on the same pre-produced events, once per engine of
+    `--engines` (`journey worker --engine aiokafka|faust`), each with its own group, key prefix and
+    output topics. Its progress is
     read from the partition marks in Redis (the applied offset of each partition, written
     atomically with each batch) and it is done when every partition is applied to its end
     offset and every outbox is empty (what `demo.caught_up` checks). Rate = N / (first
     batch applied → caught up), so the consumer-group join is excluded; the time from
     starting the worker is printed as well. The figures (events, changes, actions, Redis
     round trips) come from the worker's stats hash.
-(c) latency at steady load: with the worker still running, produces first `page_view`s of
+(c) latency at steady load (per engine): with the worker still running, produces first `page_view`s of
     brand-new customers at a fixed rate; each yields a `None → prospect` TypeChange whose
     `caused_by` is the event id. Latency = produce call → that change read back from the
     type-changes topic.
@@ -94,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steady-rate", type=float, default=2_000.0, help="events/s produced in the latency phase")
     p.add_argument("--steady-seconds", type=float, default=15.0, help="length of the latency phase")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--engines",
+        default="aiokafka,faust",
+        help="worker engines measured in (b) and (c), comma-separated (faust also runs faust's ceiling, (a'))",
+    )
     p.add_argument(
         "--stall-timeout", type=float, default=60.0, help="give up when the worker makes no progress for this long (s)"
     )
@@ -575,16 +585,147 @@ async def steady_latency(
     return LatencyResult(produced, produce_seconds, latencies)
 
 
+# --------------------------------------------------------------------------- (a') faust's ceiling
+
+
+async def faust_ceiling(
+    stack: LocalStack, env: dict[str, str], n: int, stall_timeout: float, pids: dict[str, int]
+) -> tuple[BareResult, dict[str, float]]:
+    """Run `benchmarks/faust_ceiling.py` with `faust -A` in a group of its own until it has taken all `n`
+    input events; its rate is N / (its first batch → its last), as it reports them to Redis."""
+    key = "bench:faust-ceiling"
+    ceiling_env = {**env, "JOURNEY_CONSUMER_GROUP": "bench-faust-ceiling", "BENCH_CEILING_KEY": key}
+    log_path = stack.workdir / "faust-ceiling.log"
+    faust = str(Path(sys.executable).with_name("faust"))
+    command = [faust, "-A", "benchmarks.faust_ceiling", "worker", "-l", "warn", "--without-web"]
+    started = time.time()
+    proc = start_worker(ceiling_env, log_path, command=command)
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        with make_progress() as progress:
+            task = progress.add_task("faust ceiling (take + ack)", total=n, note="joining the group…")
+            last_taken, last_progress_at, cpu_before = -1, time.monotonic(), None
+            while True:
+                check_alive(proc, log_path)
+                raw = await client.hgetall(key)
+                taken = int(raw.get(b"taken", 0))
+                now = time.monotonic()
+                if taken and cpu_before is None:
+                    cpu_before = cpu_snapshot({"faust ceiling": proc.pid, **pids})
+                if taken != last_taken:
+                    last_taken, last_progress_at = taken, now
+                progress.update(task, completed=taken)
+                if taken >= n:
+                    cpu = cpu_used(cpu_before or {}, cpu_snapshot({"faust ceiling": proc.pid, **pids}))
+                    break
+                if now - last_progress_at > stall_timeout:
+                    raise BenchError(
+                        f"faust's ceiling agent took {taken}/{n} events and then nothing for {stall_timeout:.0f}s; "
+                        f"the end of {log_path}:\n{log_tail(log_path)}"
+                    )
+                await asyncio.sleep(0.05)
+        first, last = float(raw[b"first"]), float(raw[b"last"])
+    finally:
+        await client.aclose()
+        stop_worker(proc)
+    return BareResult(taken, last - first, first - started), cpu
+
+
+# --------------------------------------------------------------------------- (b) and (c) for one engine
+
+
+def engine_env(env: dict[str, str], engine: str) -> dict[str, str]:
+    """The settings of one engine's run: its own group, key prefix and output topics, the same input."""
+    return {
+        **env,
+        "JOURNEY_CONSUMER_GROUP": f"bench-{engine}",
+        "JOURNEY_KEY_PREFIX": f"bench-{engine}",
+        "JOURNEY_TOPIC_TYPE_CHANGES": f"bench.{engine}.type-changes",
+        "JOURNEY_TOPIC_NURTURE_ACTIONS": f"bench.{engine}.nurture-actions",
+        "JOURNEY_TOPIC_DEAD_LETTER": f"bench.{engine}.dead-letter",
+    }
+
+
+async def engine_phases(
+    args, stack: LocalStack, env: dict[str, str], engine: str, ends: dict[int, int], last_time: str, box: dict
+) -> tuple[PipelineResult, LatencyResult | None]:
+    """(b) and (c) with one worker of `engine`; `box` receives the worker so the caller can always stop it."""
+    env = engine_env(env, engine)
+    if args.scrape_every > 0:
+        env["JOURNEY_HTTP_PORT"] = str(free_port())
+    settings = settings_from_env(env)
+    await ensure_topics(settings)
+    log_path = stack.workdir / f"worker-{engine}.log"
+    started = time.monotonic()
+    box["worker"] = worker = start_worker(env, log_path, engine)
+    console.print(f"{engine} worker pid {worker.pid}, log {log_path}")
+    pids = {
+        f"worker ({engine})": worker.pid,
+        "broker (Tansu)": stack.processes["broker"].pid,
+        "redis-server": stack.processes["redis"].pid,
+        "this benchmark": os.getpid(),
+    }
+    scrapes = {"ok": 0, "failed": 0}
+    scraper = (
+        asyncio.create_task(scrape_metrics(settings.http_port, args.scrape_every, scrapes))
+        if settings.http_port
+        else None
+    )
+    try:
+        pipe = await run_pipeline(settings, worker, started, ends, log_path, args.stall_timeout, pids)
+        console.print(f"(b) whole pipeline, {engine} engine: {pipe.rate:,.0f} ev/s")
+        lat = None
+        if args.steady_seconds > 0 and args.steady_rate > 0:
+            await wait_caught_up(settings, ends, worker, log_path, timeout=30)
+            lat = await steady_latency(settings, args.steady_rate, args.steady_seconds, last_time)
+            check_alive(worker, log_path)
+    finally:
+        if scraper is not None:
+            scraper.cancel()
+        stop_worker(worker)
+        box.pop("worker", None)
+    if scraper is not None:
+        console.print(
+            f"/metrics scraped every {args.scrape_every:g}s: {scrapes['ok']} answered, {scrapes['failed']} failed"
+        )
+    return pipe, lat
+
+
+def print_engines(bare: BareResult, ceiling: BareResult | None, pipes: dict[str, PipelineResult]) -> None:
+    """The four rates of one run side by side, and the targets: the faust engine ≥ 80 % of faust's ceiling."""
+    t = Table(title="Engines on the same events (full rules)")
+    t.add_column("what")
+    t.add_column("events/s", justify="right")
+    t.add_column("ratio", justify="right")
+    t.add_row("bare aiokafka loop (consume → json → produce)", f"{bare.rate:,.0f}", "")
+    if ceiling is not None:
+        t.add_row("faust's ceiling (agent: noack_take + ack, nothing else)", f"{ceiling.rate:,.0f}", "")
+    for engine, pipe in pipes.items():
+        if engine == "faust" and ceiling is not None:
+            ratio = pipe.rate / ceiling.rate
+            style = "green" if ratio >= 0.8 else "red"
+            t.add_row("faust engine", f"{pipe.rate:,.0f}", f"[{style}]{ratio:.2f} of faust's ceiling (target ≥ 0.8)[/]")
+        else:
+            t.add_row(f"{engine} engine", f"{pipe.rate:,.0f}", f"{pipe.rate / bare.rate:.2f} of the bare loop")
+    console.print(t)
+
+
 # --------------------------------------------------------------------------- report
 
 
 def print_report(
-    args, n: int, preproduce_s: float, bare: BareResult, pipe: PipelineResult, lat: LatencyResult | None
+    args,
+    n: int,
+    preproduce_s: float,
+    bare: BareResult,
+    pipe: PipelineResult,
+    lat: LatencyResult | None,
+    engine: str = "aiokafka",
 ) -> None:
-    """The figures of the run as rich tables."""
+    """The figures of one engine's run as rich tables."""
     stats = pipe.stats
     ratio = pipe.rate / bare.rate
-    t = Table(title=f"Throughput: {n} events, {args.partitions} partitions, 1 worker")
+    t = Table(title=f"Throughput, {engine} engine: {n} events, {args.partitions} partitions, 1 worker")
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("pre-produce (aiokafka, batched)", f"{n / preproduce_s:,.0f} ev/s  ({preproduce_s:.1f}s)")
@@ -673,39 +814,21 @@ async def phases(args, stack: LocalStack, env: dict[str, str], box: dict) -> Non
     bare = await bare_loop(stack.bootstrap, settings.topic_touchpoints, n, settings.session_timeout_s)
     console.print(f"(a) bare loop: {bare.rate:,.0f} ev/s")
 
-    log_path = stack.workdir / "worker.log"
-    started = time.monotonic()
-    box["worker"] = worker = start_worker(env, log_path)
-    console.print(f"worker pid {worker.pid}, log {log_path}")
-    pids = {
-        "worker": worker.pid,
-        "broker (Tansu)": stack.processes["broker"].pid,
-        "redis-server": stack.processes["redis"].pid,
-        "this benchmark": os.getpid(),
-    }
-    scrapes = {"ok": 0, "failed": 0}
-    scraper = (
-        asyncio.create_task(scrape_metrics(settings.http_port, args.scrape_every, scrapes))
-        if settings.http_port
-        else None
-    )
-    try:
-        pipe = await run_pipeline(settings, worker, started, ends, log_path, args.stall_timeout, pids)
-        console.print(f"(b) whole pipeline: {pipe.rate:,.0f} ev/s")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    ceiling = None
+    if "faust" in engines:
+        system = {"broker (Tansu)": stack.processes["broker"].pid, "redis-server": stack.processes["redis"].pid}
+        ceiling, ceiling_cpu = await faust_ceiling(stack, env, n, args.stall_timeout, system)
+        used = ceiling_cpu.get("faust ceiling")
+        per_event = f", {1e6 * used / n:.0f} µs CPU per event" if used is not None else ""
+        console.print(f"(a') faust's ceiling: {ceiling.rate:,.0f} ev/s{per_event}")
 
-        lat = None
-        if args.steady_seconds > 0 and args.steady_rate > 0:
-            await wait_caught_up(settings, ends, worker, log_path, timeout=30)
-            lat = await steady_latency(settings, args.steady_rate, args.steady_seconds, last_time)
-            check_alive(worker, log_path)
-    finally:
-        if scraper is not None:
-            scraper.cancel()
-    if scraper is not None:
-        console.print(
-            f"/metrics scraped every {args.scrape_every:g}s: {scrapes['ok']} answered, {scrapes['failed']} failed"
-        )
-    print_report(args, n, preproduce_s, bare, pipe, lat)
+    pipes: dict[str, PipelineResult] = {}
+    for engine in engines:
+        pipe, lat = await engine_phases(args, stack, env, engine, ends, last_time, box)
+        pipes[engine] = pipe
+        print_report(args, n, preproduce_s, bare, pipe, lat, engine)
+    print_engines(bare, ceiling, pipes)
 
 
 def _interrupt(signum, frame) -> None:

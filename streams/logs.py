@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import TextIO
 
 from streams.text import printable, redact
 
@@ -63,11 +64,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str, secrets: tuple[str, ...] = (), fmt: str = "text") -> None:
-    """Log to stderr at `level`, every line through `SafeLogFilter`; `fmt` is `text` or `json`."""
+def setup_logging(level: str, secrets: tuple[str, ...] = (), fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Log to `stream` (stderr) at `level`, every line through `SafeLogFilter`; `fmt` is `text` or `json`."""
     if fmt not in ("text", "json"):
         raise ValueError(f"unknown log format {fmt!r}: use text or json")
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     handler.addFilter(SafeLogFilter(secrets))
     # Added beside the handlers a host set up already (a test runner, an embedding app), which stay;

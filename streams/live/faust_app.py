@@ -34,6 +34,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,7 +58,7 @@ from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
 from streams.live.worker import pass_lost_offsets, process_until_done
-from streams.logs import SafeLogFilter
+from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
 from streams.store import clients as redis_clients
@@ -416,11 +417,16 @@ class JourneyApp(faust.App):
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
-        # Started by `faust -A`, the lines go through faust's own handlers: make those safe too.
-        secrets = self.journey.settings.secrets()
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(f, SafeLogFilter) for f in handler.filters):
-                handler.addFilter(SafeLogFilter(secrets))
+        # Started by `faust -A`, faust has set up its own handlers: the lines go through ours instead, which
+        # redact secrets and escape control characters (`streams/logs.py`), in JOURNEY_LOG_FORMAT.
+        root = logging.getLogger()
+        if not any(getattr(h, "journey_handler", False) for h in root.handlers):
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            settings = self.journey.settings
+            # The process's own stderr: faust's worker may have put a logging proxy in `sys.stderr`.
+            level = logging.getLevelName(root.getEffectiveLevel())
+            setup_logging(level, settings.secrets(), settings.log_format, sys.__stderr__)
 
     async def on_start(self) -> None:
         await super().on_start()

@@ -17,13 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from http_probe import free_port, http, wait_for
 from journeys import event as touchpoint
-from test_http_live import TOKEN, free_port, http, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local import sample
 from streams.local.stack import _wait_for_port, redis_binary
 
 pytestmark = pytest.mark.integration
+
+TOKEN = "integration-token-0123456789"
 
 FAUST = str(Path(sys.executable).with_name("faust"))
 
@@ -35,8 +38,20 @@ def test_faust_dash_a_worker_applies_the_stream_and_stops_on_sigterm(deploy):
     bad = sample.bad_messages()[:3]
     d.produce_raw(bad)
     d.produce([touchpoint("carol", 1, "page_view", at)])
-    worker = d.start_worker(command=[FAUST, "-A", "streams.live.faust_app", "worker", "-l", "info"])
+    http_port = free_port()
+    worker = d.start_worker(
+        command=[FAUST, "-A", "streams.live.faust_app", "worker", "-l", "info"], JOURNEY_HTTP_PORT=str(http_port)
+    )
     d.wait_caught_up(timeout=90)
+    wait_for("/readyz 200", lambda: http(http_port, "/readyz")[0] == 200, d)
+    status, text = http(http_port, "/metrics")
+    applied = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "journey_events_total" and s.labels == {"outcome": "applied"}
+    ]
+    assert status == 200 and applied == [3], text[:2000]
 
     changes = [(c["customer_id"], c["to"]) for c in d.changes() if c["dimension"] == "lifecycle"]
     assert sorted(changes) == [("bob", "new"), ("bob", "prospect"), ("carol", "prospect")]
