@@ -216,3 +216,54 @@ def test_a_waiting_promotion_is_not_sent_to_a_customer_who_became_angry_overnigh
     assert (mood.kind, mood.reason) == ("mood", "no promotion while the customer is angry")
     assert "urgency_promotion" not in morning.state.actions_sent
     assert "urgency_promotion" not in [a.action for a in morning.actions]
+
+
+# --------------------------------------------------------------------------- explain and the profile
+
+
+def test_explain_and_the_profile_show_a_waiting_action(quiet_model):
+    import io
+
+    import jsonschema
+    import yaml
+    from rich.console import Console
+
+    from streams.explain import render_customer, render_types
+    from streams.profile import build_profile
+
+    state = apply_event(None, event("ol", 1, "page_view", at(0, 23)), quiet_model).state
+    [(_, _, _, change_id, _)] = state.deferred
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    render_customer(console, state, [], quiet_model)
+    render_types(console, quiet_model)
+    text = out.getvalue()
+    assert "lead_nurture_sequence (deferred)" in text
+    assert (
+        "deferred until 2026-03-03 08:00 (quiet hours): decided 2026-03-02 23:00 on entering lifecycle.prospect" in text
+    )
+    assert "quiet hours 21:00–08:00 local time, in Europe/Lisbon" in text
+    assert "next look without an event: 2026-03-03 08:00" in text
+    assert "Quiet hours: 21:00–08:00 in each customer's local time" in text
+
+    profile = build_profile(state, [], quiet_model)
+    assert profile["timezone"] == "Europe/Lisbon"
+    assert profile["next_check_at"] == "2026-03-03T08:00:00.000Z"
+    assert profile["actions"]["deferred"] == [
+        {
+            "action": "lead_nurture_sequence",
+            "until": "2026-03-03T08:00:00.000Z",
+            "decided_at": "2026-03-02T23:00:00.000Z",
+            "triggered_by": change_id,
+        }
+    ]
+    openapi = yaml.safe_load((Path(__file__).resolve().parents[3] / "streams" / "http" / "openapi.yaml").read_text())
+    schema = {"$ref": "#/components/schemas/Profile", "components": openapi["components"]}
+    jsonschema.Draft202012Validator(schema).validate(profile)
+
+    released = advance(state, ts(1, 8), quiet_model).state
+    superseded = apply_event(state, event("ol", 2, "purchase", at(1, 2)), quiet_model)
+    gone = advance(superseded.state, ts(1, 8), quiet_model).state
+    assert build_profile(released, [], quiet_model)["actions"]["deferred"] == []
+    [kinds] = [[s["kind"] for s in build_profile(gone, [], quiet_model)["actions"]["suppressed"]]]
+    assert kinds == ["superseded"]
