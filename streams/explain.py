@@ -158,10 +158,10 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
         actions.add_row(shown(name), _when(sent_at))
     for sent_at, name, reason in reversed(state.suppressed_log):
         actions.add_row(f"[yellow]{shown(name)} (suppressed)[/]", f"{_when(sent_at)}: {shown(reason)}")
-    for until, decided, name, _, trigger in state.deferred:
+    for until, decided_at, name, _, trigger in state.deferred:
         actions.add_row(
             f"[cyan]{shown(name)} (deferred)[/]",
-            f"deferred until {_when(until)} (quiet hours): decided {_when(decided)} on entering {shown(trigger)}",
+            f"deferred until {_when(until)} (quiet hours): decided {_when(decided_at)} on entering {shown(trigger)}",
         )
     console.print(actions)
 
