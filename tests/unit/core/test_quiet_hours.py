@@ -267,3 +267,43 @@ def test_explain_and_the_profile_show_a_waiting_action(quiet_model):
     assert build_profile(released, [], quiet_model)["actions"]["deferred"] == []
     [kinds] = [[s["kind"] for s in build_profile(gone, [], quiet_model)["actions"]["suppressed"]]]
     assert kinds == ["superseded"]
+
+
+def test_the_replay_report_counts_deferrals_and_superseded_actions(quiet_model, tmp_path):
+    import io
+    import json
+
+    from rich.console import Console
+
+    from streams.imports.records import SourceRecord
+    from streams.replay.run import run_replay
+
+    steps = [
+        event("pa", 1, "page_view", at(0, 23)),  # prospect at night: the lead-nurture sequence waits
+        event("pa", 2, "purchase", at(1, 2)),  # new (and efficient) before morning: it is superseded
+        event("qu", 1, "page_view", at(1, 12)),  # by day: sent at once
+    ]
+    records = [SourceRecord("t.jsonl", n, event=e) for n, e in enumerate(steps, start=1)]
+    report = run_replay(records, quiet_model, until=ts(2, 12), out_dir=tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["actions_deferred"] == {
+        "concise_options_summary": 1,
+        "lead_nurture_sequence": 1,
+        "welcome_onboarding": 1,
+    }
+    assert summary["actions_sent"] == {
+        "concise_options_summary": 1,
+        "lead_nurture_sequence": 1,
+        "welcome_onboarding": 1,
+    }
+    [why] = [r for r in summary["suppressed_per_reason"] if r["action"] == "lead_nurture_sequence"]
+    assert why["reason"].startswith("superseded: the customer is no longer prospect")
+    lines = (tmp_path / "out" / "actions.jsonl").read_text().splitlines()
+    assert [(a["customer_id"], a["action"], a["at"]) for a in map(json.loads, lines)] == [
+        ("pa", "welcome_onboarding", "2026-03-03T08:00:00Z"),
+        ("pa", "concise_options_summary", "2026-03-03T08:00:00Z"),
+        ("qu", "lead_nurture_sequence", "2026-03-03T12:00:00Z"),
+    ]
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(report.action_table())
+    assert "deferred (quiet hours)" in out.getvalue()
