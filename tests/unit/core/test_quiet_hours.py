@@ -307,3 +307,17 @@ def test_the_replay_report_counts_deferrals_and_superseded_actions(quiet_model, 
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(report.action_table())
     assert "deferred (quiet hours)" in out.getvalue()
+
+
+def test_a_lapsed_customers_last_win_back_waits_and_is_still_sent(quiet_model):
+    """One purchase at 23:00; time alone makes them at risk (day 30) and lapsed (day 180), each at 23:00 UTC
+    (midnight in Lisbon's summer time). The last win-back marks itself sent when decided, which must not
+    stop it at its own release."""
+    state = apply_event(None, event("ro", 1, "purchase", at(0, 23)), quiet_model).state
+    out = advance(state, ts(200, 12), quiet_model)
+    assert [c.to for c in out.changes if c.dimension == "lifecycle"] == ["at_risk", "lapsed"]
+    [last] = [a for a in out.actions if a.action == "last_win_back"]
+    assert last.at == at(181, 7)  # 08:00 in Lisbon, UTC+1 in August
+    assert last.params["deferred_from"] == "2026-08-29T23:00:00Z"
+    assert out.state.final_win_back_at == ts(180, 23) and out.state.deferred == []
+    assert not [s for s in out.suppressed if s.action == "last_win_back"]
