@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from schemas.currencies import check_currency
+from schemas.timezones import MAX_ZONE_NAME, ZONE_PATTERN, check_timezone
 
 SCHEMA_VERSION: Final = 1
 
@@ -54,6 +55,10 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, strict=True, allow_inf_nan=False)]
 Sentiment = Annotated[float, Field(ge=-1, le=1, strict=True, allow_inf_nan=False)]
 WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS, strict=True, allow_inf_nan=False)]
+#: An IANA zone name: bounded and of plain characters first, then looked up in the database (`schemas/timezones.py`).
+ZoneName = Annotated[
+    str, Field(min_length=1, max_length=MAX_ZONE_NAME, pattern=ZONE_PATTERN), AfterValidator(check_timezone)
+]
 #: Strict whole numbers: 3.0, "3" and true are refused.
 StrictWhole = Annotated[int, Field(strict=True)]
 
@@ -227,6 +232,11 @@ class TouchpointEvent(BaseModel):
     country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")
     language: str | None = Field(default=None, min_length=2, max_length=16, description="BCP 47 tag.")
     segment: str | None = Field(default=None, max_length=64, description="Business segment, e.g. e-commerce.")
+    timezone: ZoneName | None = Field(
+        default=None,
+        description="The customer's time zone, an IANA name (Europe/Lisbon); quiet hours are local to it. "
+        "Without it, the country's main zone, else JOURNEY_DEFAULT_TIMEZONE.",
+    )
     payload: Payload | None = None
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streams.core.engine import instant
+from streams.core.engine import instant, next_due
 from streams.core.model import Model
 from streams.core.rules.signals import CATALOGUE
 from streams.core.rules.spec import TraitRule
@@ -109,7 +109,13 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
         f"[bold]{shown(state.customer_id)}[/]: lifecycle [bold]{shown(state.lifecycle)}[/] since "
         f"{_when(state.lifecycle_since)}; traits: {traits}"
     )
-    console.print(f"judged at {_when(at)}; next look without an event: {_when(state.due_at)}")
+    console.print(f"judged at {_when(at)}; next look without an event: {_when(next_due(state))}")
+    playbook = model.playbook
+    if playbook.quiet is not None:
+        console.print(
+            f"quiet hours {playbook.quiet.describe()} local time, in {shown(playbook.zone_name(state))}: marketing "
+            "and promotion decided then are deferred to their end"
+        )
 
     holding = Table(title=f"Rules that hold ({shown(rules.source)})")
     holding.add_column("rule")
@@ -144,13 +150,19 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
         )
     console.print(changes)
 
-    actions = Table(title=f"Actions sent (last time each) — {state.actions_suppressed} suppressed in all")
+    waiting = f", {len(state.deferred)} deferred" if state.deferred else ""
+    actions = Table(title=f"Actions sent (last time each) — {state.actions_suppressed} suppressed in all{waiting}")
     actions.add_column("action")
     actions.add_column("last sent")
     for name, sent_at in sorted(state.actions_sent.items(), key=lambda kv: -kv[1]):
         actions.add_row(shown(name), _when(sent_at))
     for sent_at, name, reason in reversed(state.suppressed_log):
         actions.add_row(f"[yellow]{shown(name)} (suppressed)[/]", f"{_when(sent_at)}: {shown(reason)}")
+    for until, decided_at, name, _, trigger in state.deferred:
+        actions.add_row(
+            f"[cyan]{shown(name)} (deferred)[/]",
+            f"deferred until {_when(until)} (quiet hours): decided {_when(decided_at)} on entering {shown(trigger)}",
+        )
     console.print(actions)
 
 
@@ -181,6 +193,11 @@ def render_types(console: Console, model: Model, signals: bool = False) -> None:
         f"No promotion while: {', '.join(sorted(playbook.mood)) or 'never suppressed'}. "
         f"Lapsed customers get {playbook.last_win_back or 'no'} last win-back, then nothing."
     )
+    if playbook.quiet is not None:
+        console.print(
+            f"Quiet hours: {playbook.quiet.describe()} in each customer's local time; marketing and promotion "
+            f"decided then wait for their end (default zone {shown(playbook.default_timezone)})."
+        )
     if signals:
         table = Table(title="Signals a rule may read")
         for column in ("signal", "kind", "what"):

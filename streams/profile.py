@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.core.engine import next_due
 from streams.core.model import Model
 from streams.core.playbook.playbook import suppression_kind
 from streams.core.state import CustomerState
@@ -53,7 +54,7 @@ def _change(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], model: Model) -> dict[str, Any]:
     """The profile of one customer: types with the time each was entered, the rules that hold with their
-    evidence, recent type changes (newest first, as stored), and actions sent and suppressed."""
+    evidence, recent type changes (newest first, as stored), and actions sent, suppressed and deferred."""
     rules = model.rules
     at = state.checked_at if state.checked_at is not None else state.last_seen
     values = rules.values(state, at)
@@ -74,9 +75,10 @@ def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], mo
         "lifecycle": {"type": state.lifecycle, "since": when(state.lifecycle_since)},
         "traits": [{"type": name, "since": when(since)} for name, since in sorted(state.traits.items())],
         "judged_at": when(at),
-        "next_check_at": when(state.due_at),
+        "next_check_at": when(next_due(state)),
         "first_seen": when(state.first_seen),
         "last_seen": when(state.last_seen),
+        "timezone": model.playbook.zone_name(state),
         "rules_source": rules.source,
         "playbook_source": model.playbook.source,
         "rules": holding,
@@ -88,5 +90,9 @@ def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], mo
                 for suppressed_at, name, reason in reversed(state.suppressed_log)
             ],
             "suppressed_total": state.actions_suppressed,
+            "deferred": [
+                {"action": name, "until": when(until), "decided_at": when(decided), "triggered_by": change_id}
+                for until, decided, name, change_id, _ in state.deferred
+            ],
         },
     }

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.currencies import check_currency
+from schemas.timezones import check_timezone
 from schemas.touchpoint import MAX_AMOUNT
 from streams.text import redact_url
 
@@ -171,6 +172,13 @@ class Settings(BaseSettings):
         description="Largest order amount, in `currency`; larger orders are dead-lettered.",
     )
 
+    default_timezone: Annotated[str, AfterValidator(check_timezone)] = Field(
+        "UTC",
+        max_length=64,
+        description="The IANA zone of quiet hours for customers whose events name no zone and no country "
+        "with one (e.g. Europe/Berlin).",
+    )
+
     @model_validator(mode="after")
     def _redis_tls_consistent(self) -> Settings:
         tls_files = [f for f in (self.redis_ssl_cafile, self.redis_ssl_certfile, self.redis_ssl_keyfile) if f]
@@ -272,7 +280,9 @@ class Settings(BaseSettings):
         from streams.core.money import load_money
 
         money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
-        return load_model(self.rules_file, self.playbook_file, self.dedupe_window, money)
+        return load_model(
+            self.rules_file, self.playbook_file, self.dedupe_window, money, default_timezone=self.default_timezone
+        )
 
     def time_guard(self) -> TimeGuard:
         """The range of event times these settings accept (`streams/core/timeguard.py`)."""

@@ -68,6 +68,7 @@ class Outcome:
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
     suppressed: list = field(default_factory=list)  # streams.core.playbook.playbook.Suppressed
+    deferred: list = field(default_factory=list)  # streams.core.playbook.playbook.Deferred: waiting for quiet hours
     duplicate: bool = False
     refused: str | None = None
     conflict: bool = False
@@ -108,6 +109,8 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float, amount: float
             state.language = event.language
     if event.segment is not None:
         state.segment = event.segment
+    if event.timezone is not None:  # read by no rule: only the quiet hours' local time
+        state.timezone = event.timezone
     if state.first_purchase_at is None or ts < state.first_purchase_at:  # before the first purchase
         marks.append("@pre_buy")
         if kind != "purchase":
@@ -236,16 +239,21 @@ def _judge(
         out.changes.append(_change(state, Dimension.TRAIT, trait.type, None, reason, caused_by, at))
         del state.traits[trait.type]
     for change in entered:
-        model.playbook.decide(state, change, at, out.actions, out.suppressed)
+        model.playbook.decide(state, change, at, out.actions, out.suppressed, out.deferred)
     state.checked_at = now if state.checked_at is None or now > state.checked_at else state.checked_at
 
 
 def next_due(state: CustomerState) -> float | None:
-    """When time alone could next change this customer (None: only an event can).
+    """When time alone could next change this customer or release an action of theirs (None: only an event can).
 
-    Computed by the core each time it judges the customer and kept in the state (`due_at`).
+    The rules' due time is computed by the core each time it judges the customer and kept in the state
+    (`due_at`); an action waiting for the quiet hours to end is due at its release (`deferred`).
     """
-    return state.due_at
+    due = state.due_at
+    if state.deferred:
+        release = state.deferred[0][0]
+        return release if due is None or release < due else due
+    return due
 
 
 def _schedule(state: CustomerState, model: Model) -> None:
@@ -257,11 +265,19 @@ def _schedule(state: CustomerState, model: Model) -> None:
 
 
 def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) -> None:
-    """Apply every change that time made by `now`, each judged and stamped at its own due time."""
-    for _ in range(MAX_STEPS):
+    """Apply every change that time made by `now`, each judged and stamped at its own due time, and release
+    every waiting action due by then at its release time (after a change due at the same instant)."""
+    steps = 0
+    while steps < MAX_STEPS:
         due = state.due_at
+        if state.deferred:
+            release = state.deferred[0][0]
+            if release <= now and (due is None or release < due):
+                model.playbook.release_next(state, out.actions, out.suppressed)
+                continue
         if due is None or due > now:
             return
+        steps += 1
         # Only the rules that read an age or a window can change with time alone (`TIME_MARKS`).
         _judge(state, due, f"inactivity@{iso(due)}", due, model, out, TIME_MARKS)
         _schedule(state, model)
@@ -335,6 +351,9 @@ def apply_event(
     now = ts if current.checked_at is None or ts > current.checked_at else current.checked_at
     changed = len(out.changes)
     _judge(current, now, event.event_id, ts, model, out, None if state is None else marks)
+    deferred = current.deferred
+    while deferred and deferred[0][0] <= now:  # a late event's action whose quiet hours the customer's clock passed
+        model.playbook.release_next(current, out.actions, out.suppressed)
     due = current.due_at
     if (
         state is None

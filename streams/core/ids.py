@@ -63,4 +63,6 @@ def content_fingerprint(event: TouchpointEvent) -> str:
             "" if payload is None else repr(tuple(payload.__dict__.values())),
         )
     )
+    if event.timezone is not None:  # only when given: events without one keep the fingerprints they had
+        text += "\x1ftz=" + event.timezone
     return urlsafe_b64encode(blake2b(text.encode(), digest_size=6).digest()).decode()[:CONTENT_CHARS]

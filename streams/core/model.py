@@ -33,9 +33,11 @@ def load_model(
     playbook_file: str | Path | None = None,
     dedupe_window: int = 32,
     money: Money | None = None,
+    default_timezone: str = "UTC",
 ) -> Model:
-    """`money`: from `streams.core.money.load_money` (the default: EUR, no rates)."""
+    """`money`: from `streams.core.money.load_money` (the default: EUR, no rates); `default_timezone`: the
+    zone of quiet hours for customers with no zone of their own or of their country (JOURNEY_DEFAULT_TIMEZONE)."""
     rules = load_rules(rules_file)
     types = {r.type for r in rules.spec.lifecycle} | {r.type for r in rules.spec.traits}
-    playbook = load_playbook(playbook_file, types, rules.source)
+    playbook = load_playbook(playbook_file, types, rules.source, default_timezone)
     return Model(rules, playbook, max(1, dedupe_window), Money() if money is None else money)

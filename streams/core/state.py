@@ -169,6 +169,14 @@ class CustomerState:
     # `recent_events`: a state written before contents were kept has fewer (its older ids have none).
     recent_contents: Annotated[str, Field(alias="rc")] = ""
 
+    # quiet hours
+    timezone: Annotated[str | None, Field(alias="tz")] = None  # the IANA zone the latest event named, if any
+    deferred: Annotated[list[tuple[float, float, str, str, str]], Field(alias="df")] = described(
+        list,
+        "Actions waiting for the quiet hours to end, earliest release first: "
+        "[release time, decision time, action, change id, rule of the change].",
+    )
+
     def _position(self, fingerprint: str) -> int:
         """Where this id fingerprint is among the recent events, counted from the newest (0), or -1.
 
@@ -205,8 +213,8 @@ class CustomerState:
     def clone(self) -> CustomerState:
         """A copy whose containers can be changed without touching this one (spelled out: it runs per event).
 
-        The entries of `support_log` and `suppressed_log` are never changed once appended, so the
-        copies of those lists share them.
+        The entries of `support_log`, `suppressed_log` and `deferred` are never changed once appended, so
+        the copies of those lists share them.
         """
         return CustomerState(
             self.customer_id,
@@ -252,6 +260,8 @@ class CustomerState:
             list(self.suppressed_log),
             self.recent_events,
             self.recent_contents,
+            self.timezone,
+            list(self.deferred),
         )
 
     def to_json(self) -> bytes:

@@ -129,7 +129,8 @@ class _StatsCollector(Collector):
         actions = CounterMetricFamily(
             "journey_actions",
             "Nurture actions decided, by action and outcome (sent, suppressed); reason: the suppression's kind "
-            "(cooldown, lapsed, mood, frequency_cap), empty for sent.",
+            "(cooldown, lapsed, mood, frequency_cap, superseded), empty for sent. An action deferred by quiet "
+            "hours is counted here when it is released (sent, or suppressed as superseded).",
             labels=["action", "outcome", "reason"],
         )
         for (action, kind), value in sorted(
@@ -137,6 +138,15 @@ class _StatsCollector(Collector):
         ):
             actions.add_metric([action, "sent" if kind is None else "suppressed", kind or ""], value)
         yield actions
+
+        deferred = CounterMetricFamily(
+            "journey_actions_deferred",
+            "Nurture actions decided inside the customer's quiet hours and deferred to their end, by action.",
+            labels=["action"],
+        )
+        for action, value in sorted(_counts(stats, "deferred_by").items()):
+            deferred.add_metric([action], value)
+        yield deferred
 
         letters = CounterMetricFamily(
             "journey_dead_letters", "Input messages dead-lettered, by the kind of reason.", labels=["reason"]

@@ -51,6 +51,7 @@ class Stats:
     changes: int = 0
     actions: int = 0
     suppressed: int = 0
+    deferred: int = 0  # actions decided inside quiet hours, waiting in their customer's state for the window's end
     published: int = 0
     fenced_batches: int = 0
     conflicts: int = 0  # events dead-lettered because their id was applied before with other content
@@ -67,6 +68,8 @@ class Stats:
     #: the labelled counts of /metrics, counted here so a scrape only reads them.
     changes_by: Counter = field(default_factory=Counter)
     actions_by: Counter = field(default_factory=Counter)
+    #: Deferred actions per action name (/metrics).
+    deferred_by: Counter = field(default_factory=Counter)
 
     def counters(self) -> dict[str, int]:
         """The plain counts, by name."""
@@ -139,6 +142,10 @@ class Processor:
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)
+        if out.deferred:
+            self.stats.deferred += len(out.deferred)
+            for waiting in out.deferred:
+                stats.deferred_by[waiting.action] += 1
 
     def _dead_letter(self, pending: _Pending, msg: InputMessage, error: str) -> None:
         """Send the message to the dead-letter topic (cut to the publish limit) and count its reason's kind."""

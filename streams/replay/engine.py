@@ -42,6 +42,7 @@ class ReplayCounts:
     actions: int = 0
     suppressed: Counter = field(default_factory=Counter)  # action -> times suppressed
     suppressed_why: Counter = field(default_factory=Counter)  # (action, reason) -> times
+    deferred: Counter = field(default_factory=Counter)  # action -> times deferred to the end of the quiet hours
 
 
 class OfflineReplay:
@@ -65,7 +66,8 @@ class OfflineReplay:
         elif self._due_of.get(customer_id) != due:
             self._due_of[customer_id] = due
             heapq.heappush(self._due, (due, customer_id))
-        if outcome.changes:  # most events change nothing: skip the bookkeeping
+        if outcome.changes or outcome.actions:  # most events change nothing: skip the bookkeeping
+            # (an action with no change is one released at the end of the quiet hours)
             emitted.add(outcome)
             self.counts.changes += len(outcome.changes)
             self.counts.actions += len(outcome.actions)
@@ -73,6 +75,8 @@ class OfflineReplay:
             for item in outcome.suppressed:
                 self.counts.suppressed[item.action] += 1
                 self.counts.suppressed_why[(item.action, item.reason)] += 1
+        for waiting in outcome.deferred:
+            self.counts.deferred[waiting.action] += 1
 
     def advance_to(self, now: float) -> Emitted:
         """Move the clock to `now` (never back) and fire every inactivity check due by then."""

@@ -62,6 +62,9 @@ class ReplayReport:
     transitions: Counter = field(default_factory=Counter)
     actions_sent: Counter = field(default_factory=Counter)
     actions_suppressed: Counter = field(default_factory=Counter)
+    actions_deferred: Counter = field(
+        default_factory=Counter
+    )  # decided in quiet hours, sent or suppressed at their end
     suppressed_why: Counter = field(default_factory=Counter)  # (action, kind of reason) -> times
     dead_lettered: Counter = field(default_factory=Counter)
     until: str | None = None
@@ -94,6 +97,7 @@ class ReplayReport:
             ],
             "actions_sent": dict(sorted(self.actions_sent.items())),
             "actions_suppressed": dict(sorted(self.actions_suppressed.items())),
+            "actions_deferred": dict(sorted(self.actions_deferred.items())),
             "suppressed_per_reason": [
                 {"action": a, "reason": r, "times": n} for (a, r), n in sorted(self.suppressed_why.items())
             ],
@@ -143,7 +147,9 @@ class ReplayReport:
         table = _table("Nurture actions", "action", "sent")
         table.add_column("suppressed", justify="right")
         table.add_column("why suppressed")
-        for name in sorted(set(self.actions_sent) | set(self.actions_suppressed)):
+        if self.actions_deferred:
+            table.add_column("deferred (quiet hours)", justify="right")
+        for name in sorted(set(self.actions_sent) | set(self.actions_suppressed) | set(self.actions_deferred)):
             why = sorted(
                 ((n, r) for (a, r), n in self.suppressed_why.items() if a == name), key=lambda x: (-x[0], x[1])
             )
@@ -152,6 +158,7 @@ class ReplayReport:
                 str(self.actions_sent[name]),
                 str(self.actions_suppressed[name]),
                 Text("\n".join(f"{n} × {r}" for n, r in why)),
+                *([str(self.actions_deferred[name])] if self.actions_deferred else []),
             )
         return table
 

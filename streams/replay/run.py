@@ -167,7 +167,7 @@ def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs
             emitted = apply(event)
         except Exception as exc:
             raise ReplayError(f"{record.source}:{record.line}: the core raised {exc!r}") from exc
-        if emitted.changes:
+        if emitted.changes or emitted.actions:
             _tally(emitted, out, report)
         if emitted.refused is not None:  # the core would not apply it: dead-lettered, as the worker does
             dead.append(json.dumps({"line": record.line, "error": emitted.refused}, ensure_ascii=False).encode())
@@ -196,6 +196,7 @@ def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisState
     report.events, report.duplicates = counts.events, counts.duplicates
     report.changes, report.actions = counts.changes, counts.actions
     report.actions_suppressed.update(counts.suppressed)
+    report.actions_deferred.update(counts.deferred)
     for (action, reason), n in counts.suppressed_why.items():
         report.suppressed_why[(action, reason_of(reason))] += n
     for state in replay.states.values() if store is None else store.iter_states():

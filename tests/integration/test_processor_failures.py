@@ -34,10 +34,10 @@ START = datetime(2026, 3, 1, 9, tzinfo=UTC)
 class _FailsOnPoison(Playbook):
     """The shipped playbook, raising on the changes of one event: after its facts are folded in."""
 
-    def decide(self, state, change, at, sent, suppressed):
+    def decide(self, state, change, at, *outcomes):
         if change.caused_by == "poison":
             raise RuntimeError("a bug in the playbook")
-        super().decide(state, change, at, sent, suppressed)
+        super().decide(state, change, at, *outcomes)
 
 
 def _event(event_id: str, day: int, kind: str, **extra) -> dict:

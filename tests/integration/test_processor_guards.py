@@ -149,10 +149,10 @@ def test_a_customer_the_sweep_fails_on_loses_their_due_time_and_the_others_go_on
     shipped = load_model()
 
     class FailsOnB(Playbook):
-        def decide(self, state, change, at, sent, suppressed):
+        def decide(self, state, change, at, *outcomes):
             if state.customer_id == "b" and change.caused_by.startswith("inactivity@"):
                 raise RuntimeError("a bug in the playbook")
-            super().decide(state, change, at, sent, suppressed)
+            super().decide(state, change, at, *outcomes)
 
     model = Model(shipped.rules, FailsOnB(shipped.playbook.spec), shipped.dedupe_window)
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from schemas import TouchpointEvent
 from streams.cli import main as journey
 from streams.core.model import load_model
+from streams.core.playbook.playbook import DEFAULT_PLAYBOOK_FILE
 from streams.imports.records import SourceRecord
 from streams.local import sample
 from streams.replay.engine import Emitted, OfflineReplay
@@ -57,18 +58,31 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+#: Quiet hours in the replayed playbook, and zones of the customers' own on some of their events.
+QUIET = 'quiet_hours: {from: "21:00", to: "08:00"}\n'
+ZONES = ("Asia/Tokyo", "America/Los_Angeles", None, None)
+
+
 def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives(deploy, tmp_path, engine):
     events = list(sample.generate(300, seed=5))
     # Two events re-sent as they were (same event_id) a little later in the stream.
     for original in (1500, 700):
         events.insert(original + 4, dict(events[original]))
+    # A quarter of the customers name a zone of Tokyo, a quarter of Los Angeles; the rest are in their
+    # country's zone (or UTC): the playbook's quiet hours defer their night's marketing.
+    for message in events:
+        zone = ZONES[int(message["customer_id"][-1]) % len(ZONES)]
+        if zone is not None:
+            message["timezone"] = zone
+    playbook = tmp_path / "quiet-playbook.yaml"
+    playbook.write_text(DEFAULT_PLAYBOOK_FILE.read_text().replace("\nsuppress:", f"\n{QUIET}\nsuppress:", 1))
     path = tmp_path / "journeys.jsonl"
     write_jsonl(path, events, bad_lines={300: "{not json"})
     records = read_jsonl(path)
     assert sum(r.event is None for r in records) == 1
 
     # (a) offline, in file order, then on to a day after the last event
-    offline = OfflineReplay(load_model())
+    offline = OfflineReplay(load_model(playbook_file=playbook))
     emitted = Emitted()
     for record in records:
         if record.event is not None:
@@ -82,9 +96,12 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     assert offline.counts.duplicates == 2
     want_changes, want_actions = as_dicts(emitted)
     assert any(c["caused_by"].startswith("inactivity@") for c in want_changes.values())
+    deferred = [a for a in want_actions.values() if "deferred_from" in a["params"]]
+    assert len(deferred) > 100 and sum(offline.counts.deferred.values()) >= len(deferred)
+    assert any(reason.startswith("superseded:") for _, reason in offline.counts.suppressed_why)
 
     # (b) live: into Kafka, the worker on the event clock, then the clock advanced to the same instant
-    d = deploy(JOURNEY_CLOCK="event")
+    d = deploy(JOURNEY_CLOCK="event", JOURNEY_PLAYBOOK_FILE=str(playbook))
     result = asyncio.run(replay_to_kafka(records, d.settings))
     assert (result.produced, result.rejected) == (len(events), 1)
     assert sum(result.end_offsets.values()) == len(events)  # a fresh topic: offsets start at 0
@@ -114,6 +131,8 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     for action_id, action in want_actions.items():
         assert live_actions[action_id] == action
     assert d.wait_stat(worker, "duplicates", 2) == 2
+    total = sum(offline.counts.deferred.values())
+    assert d.wait_stat(worker, "deferred", total) == total
 
 
 def test_a_paced_replay_takes_the_event_time_span_over_the_speedup_in_per_customer_order(deploy, tmp_path):

@@ -5,7 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas import Priority
 from streams.yamlfile import custom_error
@@ -46,10 +55,38 @@ class Suppression(_Strict):
     )
 
 
+#: A local time of day, "HH:MM" on a 24-hour clock.
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHours(_Strict):
+    """A daily window of the customer's local time in which marketing and promotion wait (service never does)."""
+
+    from_: str = Field(alias="from", pattern=HHMM, description="Start of the window, local time (e.g. 21:00).")
+    to: str = Field(pattern=HHMM, description="Its end, local time (e.g. 08:00); before `from`, it wraps midnight.")
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: Any) -> Any:
+        """YAML 1.1 (PyYAML) reads an unquoted 21:00 as the number 1260 (base 60): read it back as the time."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.from_ == self.to:
+            raise custom_error(f"`from` and `to` are both {self.to}: a window needs two different times", at="to")
+        return self
+
+
 class PlaybookFile(_Strict):
     version: int = Field(1, ge=1, le=1)
     caps: Caps = Field(default_factory=Caps)
     suppress: Suppression = Field(default_factory=Suppression)
+    quiet_hours: QuietHours | None = Field(
+        None, description="Marketing and promotion decided inside it are deferred to its end (none: never deferred)."
+    )
     actions: dict[str, Action]
     triggers: dict[str, list[str]] = Field(description="Type (lifecycle type or trait) -> actions sent on entering it.")
 

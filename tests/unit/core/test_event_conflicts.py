@@ -129,6 +129,7 @@ OTHER_VALUES = {
     "country": "BR",
     "language": "pt-BR",
     "segment": "b2c",
+    "timezone": "America/Sao_Paulo",
     "payload": {"kind": "order", "amount": 500, "currency": "USD"},
     "order.amount": 501,
     "order.currency": "USD",

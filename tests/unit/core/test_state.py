@@ -20,6 +20,8 @@ def full_state() -> CustomerState:
             values[f.name] = {"x": 1.5} if "float" in kind.split("]")[0] else {"x": 2}
         elif kind.startswith("list[list"):
             values[f.name] = [[1.5, 2.5, 3.5]]
+        elif kind.startswith("list[tuple"):  # deferred actions: (release, decided, action, change id, rule)
+            values[f.name] = [(1.5, 0.5, "welcome_onboarding", "chg_1", "lifecycle.new")]
         elif kind.startswith("list[float"):
             values[f.name] = [1.5, 2.5]
         elif kind.startswith("list"):
