@@ -2,9 +2,12 @@
 
 from pydantic import BaseModel
 
-from schemas.outputs import DeadLetter, Dimension, NurtureAction, Priority, Reason, TypeChange
+from schemas.outputs import DeadLetter, Dimension, HeldOutAction, NurtureAction, Priority, Reason, TypeChange
 from schemas.touchpoint import (
+    CONSENT_KINDS,
     STAGE_OF,
+    ConsentChannel,
+    ConsentPayload,
     OrderPayload,
     ScorePayload,
     Stage,
@@ -18,14 +21,19 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "touchpoint-event": TouchpointEvent,
     "type-change": TypeChange,
     "nurture-action": NurtureAction,
+    "held-out-action": HeldOutAction,
     "dead-letter": DeadLetter,
 }
 
 __all__ = [
+    "CONSENT_KINDS",
     "MESSAGE_MODELS",
     "STAGE_OF",
+    "ConsentChannel",
+    "ConsentPayload",
     "DeadLetter",
     "Dimension",
+    "HeldOutAction",
     "NurtureAction",
     "OrderPayload",
     "Priority",

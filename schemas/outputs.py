@@ -62,6 +62,14 @@ class NurtureAction(BaseModel):
     at: AwareDatetime
 
 
+class HeldOutAction(NurtureAction):
+    """A nurture action its customer was held out of (the action's control group, `holdout` in the playbook):
+    not on the actions topic but on `journey.holdouts`, key = customer id, with the id and fields it would
+    have been sent with, so the groups can be compared."""
+
+    held_out: Literal[True] = Field(True, description="Always true: the customer did not receive this action.")
+
+
 class DeadLetter(BaseModel):
     """An input message that could not be processed, or a range of input offsets Kafka deleted before
     they were applied (`error` starts with `offsets lost:`; `source_offset` is the first of the range,

@@ -108,6 +108,10 @@ class Touchpoint(StrEnum):
     SUBSCRIPTION_UPGRADED = "subscription_upgraded"
     SUBSCRIPTION_CANCELLED = "subscription_cancelled"
     PRODUCT_USAGE = "product_usage"
+    # consent: at any stage of the journey (the event's `stage` is taken as given)
+    CONSENT_GRANTED = "consent_granted"
+    CONSENT_REVOKED = "consent_revoked"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 _PRE = {
@@ -136,11 +140,24 @@ _PURCHASE = {
     Touchpoint.PURCHASE,
 }
 
-#: The stage every touchpoint kind belongs to.
+#: Consent can be given or withdrawn at any point of a journey: these kinds take any stage.
+CONSENT_KINDS = frozenset({Touchpoint.CONSENT_GRANTED, Touchpoint.CONSENT_REVOKED, Touchpoint.UNSUBSCRIBE})
+
+#: The stage every touchpoint kind belongs to (for the consent kinds, the usual one: they take any).
 STAGE_OF: dict[Touchpoint, Stage] = {
     tp: Stage.PRE_PURCHASE if tp in _PRE else Stage.PURCHASE if tp in _PURCHASE else Stage.POST_PURCHASE
     for tp in Touchpoint
 }
+
+
+class ConsentChannel(StrEnum):
+    """The channels consent is given for: the ones where marketing needs a customer's say-so."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    PHONE = "phone"
+    ADS = "ads"  # ads audiences (retargeting, lookalikes)
 
 
 class OrderPayload(BaseModel):
@@ -182,13 +199,32 @@ class SupportPayload(BaseModel):
     wait_seconds: WaitSeconds | None = Field(default=None, description="How long the customer waited (at most a year).")
 
 
-Payload = Annotated[OrderPayload | ScorePayload | SupportPayload, Field(discriminator="kind")]
+class ConsentPayload(BaseModel):
+    """Consent granted or revoked on one channel (an unsubscribe without one: e-mail)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["consent"] = "consent"
+    channel: ConsentChannel = Field(description="email, sms, push, phone or ads (audiences); any other is refused.")
+    purpose: Literal["marketing"] = Field(
+        default="marketing", description="Only marketing needs consent: service messages are always allowed."
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Where it was given or withdrawn: preference_centre, signup_form, list_unsubscribe, …",
+    )
+
+
+Payload = Annotated[OrderPayload | ScorePayload | SupportPayload | ConsentPayload, Field(discriminator="kind")]
 
 #: Kinds whose payload is required, and the payload type each takes.
 PAYLOAD_REQUIRED: dict[Touchpoint, type[BaseModel]] = {
     Touchpoint.PURCHASE: OrderPayload,
     Touchpoint.SURVEY_RESPONSE: ScorePayload,
     Touchpoint.REVIEW_WRITTEN: ScorePayload,
+    Touchpoint.CONSENT_GRANTED: ConsentPayload,
+    Touchpoint.CONSENT_REVOKED: ConsentPayload,
 }
 #: Kinds that may carry a payload, and which one.
 PAYLOAD_ALLOWED: dict[Touchpoint, type[BaseModel]] = {
@@ -201,6 +237,7 @@ PAYLOAD_ALLOWED: dict[Touchpoint, type[BaseModel]] = {
     Touchpoint.COMPLAINT: SupportPayload,
     Touchpoint.PRESALES_CHAT: SupportPayload,
     Touchpoint.CHANGE_REQUEST: SupportPayload,
+    Touchpoint.UNSUBSCRIBE: ConsentPayload,  # without one: e-mail marketing
 }
 
 
@@ -242,7 +279,7 @@ class TouchpointEvent(BaseModel):
     @model_validator(mode="after")
     def _stage_and_payload_agree_with_kind(self) -> TouchpointEvent:
         expected = STAGE_OF[self.touchpoint]
-        if self.stage is not expected:
+        if self.stage is not expected and self.touchpoint not in CONSENT_KINDS:
             raise ValueError(
                 f"stage {self.stage.value!r} contradicts touchpoint {self.touchpoint.value!r}, "
                 f"which belongs to {expected.value!r}"

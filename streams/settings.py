@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     topic_type_changes: TopicName = "journey.type-changes"
     topic_nurture_actions: TopicName = "journey.nurture-actions"
     topic_dead_letter: TopicName = "journey.dead-letter"
+    topic_holdouts: TopicName = "journey.holdouts"
     partitions: PositiveInt = Field(8, description="Partitions of the input topic (outputs get the same).")
     replication_factor: PositiveInt = 1
 
@@ -178,6 +179,19 @@ class Settings(BaseSettings):
         description="The IANA zone of quiet hours for customers whose events name no zone and no country "
         "with one (e.g. Europe/Berlin).",
     )
+
+    holdout_salt: SecretStr = Field(
+        SecretStr("journey-holdout-v1"),
+        description="Key of the holdout draws (BLAKE2b over customer id and action): set one per deployment, "
+        "1-64 bytes, kept private so the groups cannot be told from ids; changing it redraws every group.",
+    )
+
+    @field_validator("holdout_salt")
+    @classmethod
+    def _salt_fits_blake2b(cls, salt: SecretStr) -> SecretStr:
+        if not 1 <= len(salt.get_secret_value().encode()) <= 64:
+            raise ValueError("JOURNEY_HOLDOUT_SALT must be 1 to 64 bytes (a BLAKE2b key)")
+        return salt
 
     @model_validator(mode="after")
     def _redis_tls_consistent(self) -> Settings:
@@ -270,9 +284,12 @@ class Settings(BaseSettings):
             secret.get_secret_value() for secret in (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret
         ]
         token = self.http_token.get_secret_value() if self.http_token is not None else None
+        salt = self.holdout_salt.get_secret_value()
+        if salt == "journey-holdout-v1":  # the documented default hides nothing
+            salt = ""
         # The Redis URL itself is no secret without its password (which `redact_url` masks in any URL):
         # listed whole, it would hide the host from every log line that names it.
-        return tuple(s for s in (password, *kafka, token) if s)
+        return tuple(s for s in (password, *kafka, token, salt) if s)
 
     def load_model(self) -> Model:
         """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""
@@ -281,7 +298,12 @@ class Settings(BaseSettings):
 
         money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
         return load_model(
-            self.rules_file, self.playbook_file, self.dedupe_window, money, default_timezone=self.default_timezone
+            self.rules_file,
+            self.playbook_file,
+            self.dedupe_window,
+            money,
+            default_timezone=self.default_timezone,
+            holdout_salt=self.holdout_salt.get_secret_value(),
         )
 
     def time_guard(self) -> TimeGuard:
@@ -292,7 +314,7 @@ class Settings(BaseSettings):
 
     @property
     def output_topics(self) -> list[str]:
-        return [self.topic_type_changes, self.topic_nurture_actions, self.topic_dead_letter]
+        return [self.topic_type_changes, self.topic_nurture_actions, self.topic_dead_letter, self.topic_holdouts]
 
 
 def check_kafka_security(s: Settings) -> None:

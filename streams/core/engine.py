@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from schemas import (
+    ConsentPayload,
     Dimension,
     NurtureAction,
     OrderPayload,
@@ -43,6 +44,7 @@ MAX_STEPS = 1000
 SUPPORT_KINDS = frozenset({"support_ticket", "complaint", "presales_chat"})
 VIEW_KINDS = frozenset({"product_view", "catalog_view"})
 CART_KINDS = frozenset({"add_to_cart", "remove_from_cart"})
+CONSENT_KINDS = frozenset({"consent_granted", "consent_revoked", "unsubscribe"})
 SUPPORT_LOG_KEPT = 8
 CHANNELS_KEPT = 8
 _STAGE_VALUE = {stage: stage.value for stage in Stage}
@@ -69,6 +71,7 @@ class Outcome:
     actions: list[NurtureAction] = field(default_factory=list)
     suppressed: list = field(default_factory=list)  # streams.core.playbook.playbook.Suppressed
     deferred: list = field(default_factory=list)  # streams.core.playbook.playbook.Deferred: waiting for quiet hours
+    held_out: list[NurtureAction] = field(default_factory=list)  # HeldOutAction: for the holdouts topic
     duplicate: bool = False
     refused: str | None = None
     conflict: bool = False
@@ -139,6 +142,8 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float, amount: float
         topic = getattr(payload, "topic", None)
         if topic and "how" in topic.lower():
             state.howto_contacts += 1
+    if kind in CONSENT_KINDS:  # read by no rule: only the playbook's consent policy
+        _consent(state, kind, payload, ts)
     if payload is None:
         return tuple(marks)
     if kind == "purchase" and isinstance(payload, OrderPayload):
@@ -166,6 +171,20 @@ def _fold(state: CustomerState, event: TouchpointEvent, ts: float, amount: float
             elif rating >= 4:
                 state.last_positive_review_at = _later(state.last_positive_review_at, ts)
     return tuple(marks)
+
+
+def _consent(state: CustomerState, kind: str, payload: object, ts: float) -> None:
+    """Record a consent given or withdrawn; an unsubscribe without a payload withdraws e-mail marketing.
+
+    The latest word per channel stands, by event time: a late event older than what is recorded changes nothing,
+    so the order events arrive in does not matter.
+    """
+    channel, source = "email", None
+    if isinstance(payload, ConsentPayload):
+        channel, source = payload.channel.value, payload.source
+    recorded = state.consent.get(channel)
+    if recorded is None or ts >= recorded[1]:
+        state.consent[channel] = (kind == "consent_granted", ts, source)
 
 
 def _change(
@@ -239,7 +258,7 @@ def _judge(
         out.changes.append(_change(state, Dimension.TRAIT, trait.type, None, reason, caused_by, at))
         del state.traits[trait.type]
     for change in entered:
-        model.playbook.decide(state, change, at, out.actions, out.suppressed, out.deferred)
+        model.playbook.decide(state, change, at, out.actions, out.suppressed, out.deferred, out.held_out)
     state.checked_at = now if state.checked_at is None or now > state.checked_at else state.checked_at
 
 
@@ -273,7 +292,7 @@ def _advance_into(state: CustomerState, now: float, model: Model, out: Outcome) 
         if state.deferred:
             release = state.deferred[0][0]
             if release <= now and (due is None or release < due):
-                model.playbook.release_next(state, out.actions, out.suppressed)
+                model.playbook.release_next(state, out.actions, out.suppressed, out.held_out)
                 continue
         if due is None or due > now:
             return
@@ -353,7 +372,7 @@ def apply_event(
     _judge(current, now, event.event_id, ts, model, out, None if state is None else marks)
     deferred = current.deferred
     while deferred and deferred[0][0] <= now:  # a late event's action whose quiet hours the customer's clock passed
-        model.playbook.release_next(current, out.actions, out.suppressed)
+        model.playbook.release_next(current, out.actions, out.suppressed, out.held_out)
     due = current.due_at
     if (
         state is None

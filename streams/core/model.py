@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.core.money import Money
-from streams.core.playbook.playbook import Playbook, load_playbook
+from streams.core.playbook.playbook import DEFAULT_HOLDOUT_SALT, Playbook, load_playbook
 from streams.core.rules.compiled import Rules, load_rules
 
 
@@ -34,10 +34,13 @@ def load_model(
     dedupe_window: int = 32,
     money: Money | None = None,
     default_timezone: str = "UTC",
+    holdout_salt: str | None = None,
 ) -> Model:
     """`money`: from `streams.core.money.load_money` (the default: EUR, no rates); `default_timezone`: the
-    zone of quiet hours for customers with no zone of their own or of their country (JOURNEY_DEFAULT_TIMEZONE)."""
+    zone of quiet hours for customers with no zone of their own or of their country (JOURNEY_DEFAULT_TIMEZONE);
+    `holdout_salt`: the key of holdout draws (JOURNEY_HOLDOUT_SALT; None: the documented default)."""
     rules = load_rules(rules_file)
     types = {r.type for r in rules.spec.lifecycle} | {r.type for r in rules.spec.traits}
-    playbook = load_playbook(playbook_file, types, rules.source, default_timezone)
+    salt = DEFAULT_HOLDOUT_SALT if holdout_salt is None else holdout_salt
+    playbook = load_playbook(playbook_file, types, rules.source, default_timezone, salt)
     return Model(rules, playbook, max(1, dedupe_window), Money() if money is None else money)

@@ -59,6 +59,9 @@ TOUCHPOINT_CODES: dict[str, str] = {
     "subscription_upgraded": "G",
     "subscription_cancelled": "H",
     "product_usage": "I",
+    "consent_granted": "W",
+    "consent_revoked": "X",
+    "unsubscribe": "Y",
 }
 #: The same for the stages (the keys of `last_by_stage`), under the same rules.
 STAGE_CODES: dict[str, str] = {"pre_purchase": "b", "purchase": "p", "post_purchase": "a"}
@@ -177,6 +180,11 @@ class CustomerState:
         "[release time, decision time, action, change id, rule of the change].",
     )
 
+    # consent
+    consent: Annotated[dict[str, tuple[bool, float, str | None]], Field(alias="cn")] = described(
+        dict, "Marketing consent per channel: channel -> [granted, time, source]; a channel absent: never said."
+    )
+
     def _position(self, fingerprint: str) -> int:
         """Where this id fingerprint is among the recent events, counted from the newest (0), or -1.
 
@@ -213,8 +221,8 @@ class CustomerState:
     def clone(self) -> CustomerState:
         """A copy whose containers can be changed without touching this one (spelled out: it runs per event).
 
-        The entries of `support_log`, `suppressed_log` and `deferred` are never changed once appended, so
-        the copies of those lists share them.
+        The entries of `support_log`, `suppressed_log`, `deferred` and `consent` are never changed once
+        added (only replaced), so the copies share them.
         """
         return CustomerState(
             self.customer_id,
@@ -262,6 +270,7 @@ class CustomerState:
             self.recent_contents,
             self.timezone,
             list(self.deferred),
+            dict(self.consent),
         )
 
     def to_json(self) -> bytes:

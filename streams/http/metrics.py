@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.core.playbook.playbook import HELD_OUT
 from streams.core.reasons import LABELS
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -128,15 +129,19 @@ class _StatsCollector(Collector):
 
         actions = CounterMetricFamily(
             "journey_actions",
-            "Nurture actions decided, by action and outcome (sent, suppressed); reason: the suppression's kind "
-            "(cooldown, lapsed, mood, frequency_cap, superseded), empty for sent. An action deferred by quiet "
-            "hours is counted here when it is released (sent, or suppressed as superseded).",
+            "Nurture actions decided, by action and outcome (sent, suppressed, held_out: the customer is in the "
+            "action's holdout group); reason: the suppression's kind (cooldown, lapsed, mood, frequency_cap, "
+            "superseded, no_consent), empty otherwise. An action deferred by quiet hours is counted here when it "
+            "is released (sent, held out, or suppressed).",
             labels=["action", "outcome", "reason"],
         )
         for (action, kind), value in sorted(
             _counts(stats, "actions_by").items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
         ):
-            actions.add_metric([action, "sent" if kind is None else "suppressed", kind or ""], value)
+            if kind == HELD_OUT:
+                actions.add_metric([action, HELD_OUT, ""], value)
+            else:
+                actions.add_metric([action, "sent" if kind is None else "suppressed", kind or ""], value)
         yield actions
 
         deferred = CounterMetricFamily(

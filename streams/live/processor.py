@@ -27,6 +27,7 @@ from streams.core import CustomerState, Outcome, advance, apply_event, next_due,
 from streams.core.engine import iso
 from streams.core.intake import InputMessage, dead_letter, decode
 from streams.core.model import Model
+from streams.core.playbook.playbook import HELD_OUT
 from streams.live import outbox
 from streams.live.retry import retrying
 from streams.live.warm_states import WarmStates
@@ -51,6 +52,7 @@ class Stats:
     changes: int = 0
     actions: int = 0
     suppressed: int = 0
+    held_out: int = 0  # actions whose customer is in their holdout group: on the holdouts topic instead
     deferred: int = 0  # actions decided inside quiet hours, waiting in their customer's state for the window's end
     published: int = 0
     fenced_batches: int = 0
@@ -124,10 +126,11 @@ class Processor:
     def _emit(self, out: Outcome, pending: _Pending) -> None:
         s = self.settings
         key = out.state.customer_id
-        if out.changes or out.actions:  # serialised first: should one fail, none is half-sent
+        if out.changes or out.actions or out.held_out:  # serialised first: should one fail, none is half-sent
             made = [outbox.message(s.topic_type_changes, key, change) for change in out.changes]
             entries = [history_entry(change) for change in out.changes]
             made += [outbox.message(s.topic_nurture_actions, key, action) for action in out.actions]
+            made += [outbox.message(s.topic_holdouts, key, action) for action in out.held_out]
             for message in made:
                 pending.send(message)
             if entries:
@@ -139,6 +142,10 @@ class Processor:
             stats.actions_by[action.action, None] += 1
         for suppressed in out.suppressed:
             stats.actions_by[suppressed.action, suppressed.kind] += 1
+        if out.held_out:
+            self.stats.held_out += len(out.held_out)
+            for action in out.held_out:
+                stats.actions_by[action.action, HELD_OUT] += 1
         self.stats.changes += len(out.changes)
         self.stats.actions += len(out.actions)
         self.stats.suppressed += len(out.suppressed)

@@ -25,12 +25,14 @@ class Emitted:
 
     changes: list[TypeChange] = field(default_factory=list)
     actions: list[NurtureAction] = field(default_factory=list)
+    held_out: list[NurtureAction] = field(default_factory=list)  # HeldOutAction: the holdouts topic's
     #: Why the core refused the step's event (`Outcome.refused`): it is dead-lettered, as the worker does.
     refused: str | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.changes.extend(outcome.changes)
         self.actions.extend(outcome.actions)
+        self.held_out.extend(outcome.held_out)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ReplayCounts:
     suppressed: Counter = field(default_factory=Counter)  # action -> times suppressed
     suppressed_why: Counter = field(default_factory=Counter)  # (action, reason) -> times
     deferred: Counter = field(default_factory=Counter)  # action -> times deferred to the end of the quiet hours
+    held_out: Counter = field(default_factory=Counter)  # action -> times its customer was held out of it
 
 
 class OfflineReplay:
@@ -66,11 +69,13 @@ class OfflineReplay:
         elif self._due_of.get(customer_id) != due:
             self._due_of[customer_id] = due
             heapq.heappush(self._due, (due, customer_id))
-        if outcome.changes or outcome.actions:  # most events change nothing: skip the bookkeeping
+        if outcome.changes or outcome.actions or outcome.held_out:  # most events change nothing: skip the bookkeeping
             # (an action with no change is one released at the end of the quiet hours)
             emitted.add(outcome)
             self.counts.changes += len(outcome.changes)
             self.counts.actions += len(outcome.actions)
+            for action in outcome.held_out:
+                self.counts.held_out[action.action] += 1
         if outcome.suppressed:  # a suppression needs no change of this step (it may follow an earlier one)
             for item in outcome.suppressed:
                 self.counts.suppressed[item.action] += 1

@@ -65,7 +65,9 @@ class ReplayReport:
     actions_deferred: Counter = field(
         default_factory=Counter
     )  # decided in quiet hours, sent or suppressed at their end
-    suppressed_why: Counter = field(default_factory=Counter)  # (action, kind of reason) -> times
+    actions_held_out: Counter = field(default_factory=Counter)  # action -> customers held out of it (holdouts.jsonl)
+    #: (action, the rule that suppressed it, with the rule's values: `suppression_rule`) -> times
+    suppressed_why: Counter = field(default_factory=Counter)
     dead_lettered: Counter = field(default_factory=Counter)
     until: str | None = None
     elapsed_s: float = 0.0
@@ -98,6 +100,7 @@ class ReplayReport:
             "actions_sent": dict(sorted(self.actions_sent.items())),
             "actions_suppressed": dict(sorted(self.actions_suppressed.items())),
             "actions_deferred": dict(sorted(self.actions_deferred.items())),
+            "actions_held_out": dict(sorted(self.actions_held_out.items())),
             "suppressed_per_reason": [
                 {"action": a, "reason": r, "times": n} for (a, r), n in sorted(self.suppressed_why.items())
             ],
@@ -149,7 +152,10 @@ class ReplayReport:
         table.add_column("why suppressed")
         if self.actions_deferred:
             table.add_column("deferred (quiet hours)", justify="right")
-        for name in sorted(set(self.actions_sent) | set(self.actions_suppressed) | set(self.actions_deferred)):
+        if self.actions_held_out:
+            table.add_column("held out", justify="right")
+        names = set(self.actions_sent) | set(self.actions_suppressed) | set(self.actions_deferred)
+        for name in sorted(names | set(self.actions_held_out)):
             why = sorted(
                 ((n, r) for (a, r), n in self.suppressed_why.items() if a == name), key=lambda x: (-x[0], x[1])
             )
@@ -159,6 +165,7 @@ class ReplayReport:
                 str(self.actions_suppressed[name]),
                 Text("\n".join(f"{n} × {r}" for n, r in why)),
                 *([str(self.actions_deferred[name])] if self.actions_deferred else []),
+                *([str(self.actions_held_out[name])] if self.actions_held_out else []),
             )
         return table
 

@@ -1,4 +1,5 @@
-"""One offline replay: records in, `changes.jsonl` / `actions.jsonl` / `dead-letters.jsonl` and a report out.
+"""One offline replay: records in, `changes.jsonl` / `actions.jsonl` / `dead-letters.jsonl` / `holdouts.jsonl`
+and a report out.
 
 Input and output are streamed a chunk at a time, so memory grows with the number of
 customers (their states), not with the number of events. States live in memory, or with
@@ -23,6 +24,7 @@ from pathlib import Path
 from schemas import Dimension
 from streams.core.engine import iso
 from streams.core.model import Model
+from streams.core.playbook.playbook import suppression_rule
 from streams.core.timeguard import TimeGuard
 from streams.imports.records import SourceRecord
 from streams.replay.engine import Emitted, OfflineReplay
@@ -36,7 +38,7 @@ CHUNK = 128
 REDIS_CHUNK = 2048
 #: `progress` is called about this often (in records).
 PROGRESS_EVERY = 4096
-OUTPUT_FILES = ("changes.jsonl", "actions.jsonl", "dead-letters.jsonl")
+OUTPUT_FILES = ("changes.jsonl", "actions.jsonl", "dead-letters.jsonl", "holdouts.jsonl")
 
 
 class ReplayError(RuntimeError):
@@ -44,14 +46,14 @@ class ReplayError(RuntimeError):
 
 
 class _Outputs:
-    """The three output files, written a chunk at a time (nothing is kept once written)."""
+    """The output files, written a chunk at a time (nothing is kept once written)."""
 
     def __init__(self, out_dir: Path | None) -> None:
         self.files = None
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             self.files = [open(out_dir / name, "wb") for name in OUTPUT_FILES]  # noqa: SIM115 - closed by close()
-        self.pending: list[list[bytes]] = [[], [], []]
+        self.pending: list[list[bytes]] = [[] for _ in OUTPUT_FILES]
 
     def write(self) -> None:
         for lines, file in zip(self.pending, self.files or (), strict=False):  # no files: nothing written
@@ -167,7 +169,7 @@ def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs
             emitted = apply(event)
         except Exception as exc:
             raise ReplayError(f"{record.source}:{record.line}: the core raised {exc!r}") from exc
-        if emitted.changes or emitted.actions:
+        if emitted.changes or emitted.actions or emitted.held_out:
             _tally(emitted, out, report)
         if emitted.refused is not None:  # the core would not apply it: dead-lettered, as the worker does
             dead.append(json.dumps({"line": record.line, "error": emitted.refused}, ensure_ascii=False).encode())
@@ -189,6 +191,8 @@ def _tally(emitted: Emitted, out: _Outputs, report: ReplayReport) -> None:
     for action in emitted.actions:
         actions.append(action.__pydantic_serializer__.to_json(action, by_alias=True))
         report.actions_sent[action.action] += 1
+    for action in emitted.held_out:
+        out.pending[3].append(action.__pydantic_serializer__.to_json(action, by_alias=True))
 
 
 def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisStates | None) -> None:
@@ -197,8 +201,9 @@ def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisState
     report.changes, report.actions = counts.changes, counts.actions
     report.actions_suppressed.update(counts.suppressed)
     report.actions_deferred.update(counts.deferred)
+    report.actions_held_out.update(counts.held_out)
     for (action, reason), n in counts.suppressed_why.items():
-        report.suppressed_why[(action, reason_of(reason))] += n
+        report.suppressed_why[(action, suppression_rule(reason))] += n
     for state in replay.states.values() if store is None else store.iter_states():
         report.customers += 1
         if state.lifecycle is not None:

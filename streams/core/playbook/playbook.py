@@ -11,19 +11,30 @@ the id it was decided with. Cooldown and the frequency cap are judged once, when
 decided, and the waiting action holds its place in both (so a night's decisions cannot add up past
 the cap, nor one action be decided twice); what can change overnight is judged again at release: the
 customer must still be of the type that triggered it (else it is suppressed as `superseded`), and
-the lapsed and mood rules must still let it go. An action suppressed at release gives its places back.
+the lapsed, mood and consent rules must still let it go. An action suppressed at release gives its places back.
+
+Consent: a marketing or promotion action on a channel the playbook's `consent` policy names needs the
+customer's consent there (`opt_in`: granted; `opt_out`: not revoked), else it is suppressed as `no_consent`.
+A suppressed action is never sent later because consent came afterwards: it was decided, and suppressed.
+
+Holdouts: an action with `holdout: share` is held out for the customers whose `holdout_draw` is below the
+share. A held-out action is decided, counted and kept for cooldowns and the cap exactly as a sent one (so the
+held-out group lives through the same playbook as the others, and only this action differs), but it goes to
+`held_out` (the holdouts topic) instead of `sent`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas import NurtureAction, TypeChange
+from schemas import HeldOutAction, NurtureAction, TypeChange
 from streams.core import ids
 from streams.core.instants import instant, iso
 from streams.core.playbook.quiet import QuietWindow
-from streams.core.playbook.spec import Action, Kind, PlaybookFile
+from streams.core.playbook.spec import Action, ConsentPolicy, Kind, PlaybookFile
 from streams.core.state import CustomerState
 from streams.core.trusted import trusted
 from streams.core.zones import customer_zone_name, zone
@@ -34,7 +45,19 @@ DAY = 86_400.0
 WEEK = 7 * DAY
 #: Suppressions remembered per customer for `journey explain` (the count is kept in full).
 SUPPRESSED_KEPT = 3
-_nurture_action = trusted(NurtureAction)
+_nurture_action, _held_out_action = trusted(NurtureAction), trusted(HeldOutAction)
+#: The salt of holdout draws when none is set (JOURNEY_HOLDOUT_SALT): set one per deployment so the groups
+#: cannot be told from customer ids alone.
+DEFAULT_HOLDOUT_SALT = "journey-holdout-v1"
+#: The outcome (beside sent and suppressed) of an action its customer is held out of, in counts and metrics.
+HELD_OUT = "held_out"
+
+
+def holdout_draw(salt: str, customer_id: str, action: str) -> float:
+    """The customer's stable draw in [0, 1) for this action: BLAKE2b (8-byte digest) keyed by the salt over
+    `customer_id NUL action`, its 8 bytes read big-endian, over 2**64. Held out when below the action's share."""
+    digest = hashlib.blake2b(f"{customer_id}\x00{action}".encode(), digest_size=8, key=salt.encode()).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 class PlaybookError(ValueError):
@@ -59,6 +82,7 @@ SUPPRESSION_KINDS = {
     "no promotion while": "mood",
     "frequency cap:": "frequency_cap",
     "superseded:": "superseded",
+    "no consent:": "no_consent",
 }
 
 
@@ -71,18 +95,43 @@ class Deferred:
 
 
 def suppression_kind(reason: str) -> str:
-    """`cooldown`, `lapsed`, `mood`, `frequency_cap` or `superseded` (`other` for a reason worded elsewhere)."""
+    """`cooldown`, `lapsed`, `mood`, `frequency_cap`, `superseded` or `no_consent` (`other` for a reason worded
+    elsewhere)."""
     for start, kind in SUPPRESSION_KINDS.items():
         if reason.startswith(start):
             return kind
     return "other"
 
 
+_COOLDOWN_SENT = re.compile(r"^cooldown: sent [0-9.]+ days ago, (cooldown [0-9.e+]+ days)$")
+_COOLDOWN_WAITING = re.compile(r"^(cooldown: already waiting for the quiet hours to end), until .*$")
+
+
+def suppression_rule(reason: str) -> str:
+    """The rule a suppression applied, with the rule's own values (a cooldown's days, the cap), without what
+    varies from customer to customer (how long ago, until when): what reports group suppressions by."""
+    match = _COOLDOWN_SENT.match(reason)
+    if match:
+        return f"cooldown: sent again within the {match.group(1)}"
+    match = _COOLDOWN_WAITING.match(reason)
+    if match:
+        return match.group(1)
+    return reason
+
+
 class Playbook:
     """A validated playbook: `decide` turns the types a customer just entered into actions."""
 
-    def __init__(self, spec: PlaybookFile, source: str = "playbook", default_timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        spec: PlaybookFile,
+        source: str = "playbook",
+        default_timezone: str = "UTC",
+        holdout_salt: str = DEFAULT_HOLDOUT_SALT,
+    ) -> None:
         self.spec, self.source = spec, source
+        self.holdout_salt = holdout_salt
+        self.consent = {channel: policy for channel, policy in spec.consent.items()}
         quiet = spec.quiet_hours
         self.quiet = None if quiet is None else QuietWindow.of(quiet.from_, quiet.to)
         #: The zone of customers whose events name none and whose country has none (JOURNEY_DEFAULT_TIMEZONE).
@@ -101,10 +150,12 @@ class Playbook:
         sent: list[NurtureAction],
         suppressed: list[Suppressed],
         deferred: list[Deferred] | None = None,
+        held_out: list[NurtureAction] | None = None,
     ) -> None:
         """Actions for one change that entered a type (`change.to`); changes `state`'s bookkeeping in place.
 
-        An action that falls into the quiet hours goes to `deferred` (and waits in `state.deferred`), not `sent`.
+        An action that falls into the quiet hours goes to `deferred` (and waits in `state.deferred`), not `sent`;
+        one the customer is held out of goes to `held_out`.
         """
         for name in self.triggers.get(change.to or "", ()):
             action = self.actions[name]
@@ -125,13 +176,45 @@ class Playbook:
                 if deferred is not None:
                     deferred.append(Deferred(name, until))
                 continue
-            sent.append(self._action(state, name, action, change.change_id, change.reason.rule, at))
+            self._emit(state, name, action, change.change_id, change.reason.rule, at, sent, held_out)
+
+    def held_out(self, customer_id: str, name: str) -> bool:
+        """Whether this customer is in the action's holdout group (the same answer every time, live and replay)."""
+        action = self.actions.get(name)
+        share = 0.0 if action is None else action.holdout
+        return share > 0.0 and holdout_draw(self.holdout_salt, customer_id, name) < share
+
+    def _emit(
+        self,
+        state: CustomerState,
+        name: str,
+        action: Action,
+        change_id: str,
+        rule: str,
+        at: float,
+        sent: list[NurtureAction],
+        held_out: list[NurtureAction] | None,
+        **extra: str,
+    ) -> None:
+        if self.held_out(state.customer_id, name):
+            if held_out is not None:
+                held_out.append(self._action(state, name, action, change_id, rule, at, _held_out_action, **extra))
+            return
+        sent.append(self._action(state, name, action, change_id, rule, at, **extra))
 
     def _action(
-        self, state: CustomerState, name: str, action: Action, change_id: str, rule: str, at: float, **extra: str
+        self,
+        state: CustomerState,
+        name: str,
+        action: Action,
+        change_id: str,
+        rule: str,
+        at: float,
+        build=_nurture_action,
+        **extra: str,
     ) -> NurtureAction:
         """The action as published; `rule` is the triggering change's (`lifecycle.loyal`, `trait.angry`)."""
-        return _nurture_action(  # built from checked values: see engine._change
+        return build(  # built from checked values: see engine._change
             action_id=ids.action_id(change_id, name),
             customer_id=state.customer_id,
             action=name,
@@ -183,7 +266,13 @@ class Playbook:
         """When the earliest waiting action is due (None: none waits)."""
         return state.deferred[0][0] if state.deferred else None
 
-    def release_next(self, state: CustomerState, sent: list[NurtureAction], suppressed: list[Suppressed]) -> None:
+    def release_next(
+        self,
+        state: CustomerState,
+        sent: list[NurtureAction],
+        suppressed: list[Suppressed],
+        held_out: list[NurtureAction] | None = None,
+    ) -> None:
         """Emit the earliest waiting action at its release time, or suppress it if it no longer applies.
 
         Its id is the one it was decided with (from the change that triggered it and its name), so a
@@ -204,7 +293,7 @@ class Playbook:
                 state.final_win_back_at = None
             self._suppress(state, name, reason or "superseded", until, suppressed)
             return
-        sent.append(self._action(state, name, action, change_id, rule, until, deferred_from=iso(decided)))
+        self._emit(state, name, action, change_id, rule, until, sent, held_out, deferred_from=iso(decided))
 
     @staticmethod
     def _superseded(state: CustomerState, rule: str, action: Action | None) -> str | None:
@@ -245,10 +334,13 @@ class Playbook:
         self, state: CustomerState, name: str, action: Action, decided: float | None = None
     ) -> str | None:
         """The suppressions that depend on what the customer is now (judged again when a waiting action is
-        released, `decided` then being when it was decided): a lapsed customer's, and a promotion's mood.
-        Never for a service action."""
+        released, `decided` then being when it was decided): a lapsed customer's, a promotion's mood, and
+        the customer's consent on the action's channel. Never for a service action."""
         if action.kind is Kind.SERVICE:
             return None
+        consent = self._no_consent(state, action.channel)
+        if consent is not None:
+            return consent
         final = state.final_win_back_at
         if final is not None and decided is not None and final == decided and name == self.last_win_back:
             final = None  # the last win-back marked as sent is this one, waiting for the quiet hours to end
@@ -262,6 +354,20 @@ class Playbook:
                 return f"no promotion while the customer is {' and '.join(moods)}"
         return None
 
+    def _no_consent(self, state: CustomerState, channel: str) -> str | None:
+        """Why marketing may not use this channel for this customer (None: it may, or the channel needs no consent)."""
+        policy = self.consent.get(channel)
+        if policy is None:
+            return None
+        said = state.consent.get(channel)
+        if said is None:
+            if policy is ConsentPolicy.OPT_IN:
+                return f"no consent: {channel} marketing is opt-in and the customer has not granted it"
+            return None
+        if not said[0]:
+            return f"no consent: the customer revoked {channel} marketing"
+        return None
+
 
 def _type_of(rule: str) -> str:
     """The type a change entered, from its rule (`lifecycle.loyal` -> `loyal`, `trait.angry` -> `angry`)."""
@@ -273,15 +379,16 @@ def load_playbook(
     types: set[str] | None = None,
     rules_source: str = "the rules",
     default_timezone: str = "UTC",
+    holdout_salt: str = DEFAULT_HOLDOUT_SALT,
 ) -> Playbook:
     """The playbook at `path` (the shipped default when None), validated; `types`: the rules' type names;
-    `default_timezone`: see `Playbook.default_timezone`."""
+    `default_timezone`: see `Playbook.default_timezone`; `holdout_salt`: JOURNEY_HOLDOUT_SALT."""
     path = Path(path) if path is not None else DEFAULT_PLAYBOOK_FILE
     spec = validated_yaml(
         path,
         PlaybookFile,
         PlaybookError,
-        " (version, caps, suppress, quiet_hours, actions, triggers)",
+        " (version, caps, suppress, quiet_hours, consent, actions, triggers)",
         context={"types": types, "rules": rules_source} if types is not None else None,
     )
-    return Playbook(spec, path.name, default_timezone)
+    return Playbook(spec, path.name, default_timezone, holdout_salt)

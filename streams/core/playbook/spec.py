@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import Priority
+from schemas import ConsentChannel, Priority
 from streams.yamlfile import custom_error
 
 
@@ -37,6 +37,15 @@ class Action(_Strict):
     cooldown_days: NonNegativeFloat = Field(description="Not sent again to the same customer within this many days.")
     description: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
+    holdout: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        strict=False,
+        allow_inf_nan=False,
+        description="Share of customers held out of this action (a control group): decided by a stable hash "
+        "of the customer id, the action and JOURNEY_HOLDOUT_SALT; their action goes to the holdouts topic.",
+    )
 
 
 class Caps(_Strict):
@@ -80,12 +89,26 @@ class QuietHours(_Strict):
         return self
 
 
+class ConsentPolicy(StrEnum):
+    OPT_IN = "opt_in"  # no marketing on the channel until the customer grants consent
+    OPT_OUT = "opt_out"  # marketing until the customer revokes it (or unsubscribes)
+
+
+#: The channels a consent policy may name: the ones consent events carry (`schemas.ConsentChannel`).
+CONSENT_CHANNELS = tuple(channel.value for channel in ConsentChannel)
+
+
 class PlaybookFile(_Strict):
     version: int = Field(1, ge=1, le=1)
     caps: Caps = Field(default_factory=Caps)
     suppress: Suppression = Field(default_factory=Suppression)
     quiet_hours: QuietHours | None = Field(
         None, description="Marketing and promotion decided inside it are deferred to its end (none: never deferred)."
+    )
+    consent: dict[str, ConsentPolicy] = Field(
+        default_factory=dict,
+        description="Channel (email, sms, push, phone, ads) -> opt_in or opt_out for marketing and promotion; "
+        "a channel not named (web, chat, support, …) needs no consent.",
     )
     actions: dict[str, Action]
     triggers: dict[str, list[str]] = Field(description="Type (lifecycle type or trait) -> actions sent on entering it.")
@@ -103,6 +126,12 @@ class PlaybookFile(_Strict):
                     raise custom_error(f"unknown action {name!r} (define it under `actions`)", at=f"triggers.{type_}")
         if self.suppress.last_win_back is not None and self.suppress.last_win_back not in self.actions:
             raise custom_error(f"unknown action {self.suppress.last_win_back!r}", at="suppress.last_win_back")
+        for channel in self.consent:
+            if channel not in CONSENT_CHANNELS:
+                raise custom_error(
+                    f"{channel!r} is not a channel consent is given for ({', '.join(CONSENT_CHANNELS)})",
+                    at=f"consent.{channel}",
+                )
         for name in self.suppress.promotions_while:
             if types is not None and name not in types:
                 raise custom_error(f"{name!r} is not a type {rules} defines", at="suppress.promotions_while")

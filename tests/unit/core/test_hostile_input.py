@@ -24,7 +24,7 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import STAGE_OF, OrderPayload, ScorePayload, SupportPayload, Touchpoint, TouchpointEvent
+from schemas import STAGE_OF, ConsentPayload, OrderPayload, ScorePayload, SupportPayload, Touchpoint, TouchpointEvent
 from schemas.touchpoint import MAX_AMOUNT, PAYLOAD_ALLOWED, PAYLOAD_REQUIRED
 from streams.core import CustomerState, advance, apply_event
 from streams.core.intake import RawMessage, dead_letter, decode
@@ -133,7 +133,11 @@ support = st.fixed_dictionaries(
         "wait_seconds": st.floats(min_value=0, max_value=365 * 86400),
     },
 )
-PAYLOADS = {OrderPayload: order, ScorePayload: score, SupportPayload: support}
+consent = st.fixed_dictionaries(
+    {"kind": st.just("consent"), "channel": st.sampled_from(["email", "sms", "push", "phone", "ads", "fax", ""])},
+    optional={"purpose": st.sampled_from(["marketing", "service"]), "source": st.text(max_size=70)},
+)
+PAYLOADS = {OrderPayload: order, ScorePayload: score, SupportPayload: support, ConsentPayload: consent}
 NUMBERS = {"amount", "discount", "csat", "nps", "ces", "rating", "sentiment", "wait_seconds", "schema_version"}
 
 

@@ -18,7 +18,10 @@ import yaml
 from timeline import Timeline, iso_z
 
 from schemas import (
+    CONSENT_KINDS,
     STAGE_OF,
+    ConsentChannel,
+    ConsentPayload,
     OrderPayload,
     ScorePayload,
     SupportPayload,
@@ -910,6 +913,8 @@ def _sample_events(day: float) -> list[TouchpointEvent]:
             Touchpoint.CHANGE_REQUEST,
         ):
             payload = SupportPayload(topic="how to", sentiment=-0.9, wait_seconds=4000)
+        elif tp in CONSENT_KINDS:
+            payload = ConsentPayload(channel=ConsentChannel.SMS, source="preference_centre")
         out.append(event(f"k-{tp.value}", day, tp, payload=payload, country=None, language=None))
     return out
 

@@ -16,6 +16,8 @@ def full_state() -> CustomerState:
             values[f.name] = {"page_view": 2}
         elif kind.startswith("_ByStage"):  # keyed by stages, likewise
             values[f.name] = {"purchase": 1.5}
+        elif kind.startswith("dict[str, tuple"):  # consent: channel -> (granted, time, source)
+            values[f.name] = {"sms": (True, 1.5, "signup_form"), "email": (False, 2.5, None)}
         elif kind.startswith("dict"):
             values[f.name] = {"x": 1.5} if "float" in kind.split("]")[0] else {"x": 2}
         elif kind.startswith("list[list"):

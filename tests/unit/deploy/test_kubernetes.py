@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "kubernetes"
 #: The Kubernetes version whose schemas the manifests are checked against (bundled by the pinned package).
 KUBERNETES_VERSION = "1.37.0"
-SECRET_SETTINGS = {"JOURNEY_REDIS_URL", "JOURNEY_HTTP_TOKEN"}
+SECRET_SETTINGS = {"JOURNEY_REDIS_URL", "JOURNEY_HTTP_TOKEN", "JOURNEY_HOLDOUT_SALT"}
 
 
 def _manifests() -> dict[str, dict]:

@@ -11,9 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import (
+    CONSENT_KINDS,
     MESSAGE_MODELS,
     STAGE_OF,
     DeadLetter,
+    HeldOutAction,
     NurtureAction,
     Stage,
     Touchpoint,
@@ -23,15 +25,30 @@ from schemas import (
 from schemas.__main__ import SCHEMA_DIR, render
 from streams.core import apply_event
 from streams.core.intake import RawMessage, dead_letter
-from streams.core.model import load_model
+from streams.core.model import Model, load_model
+from streams.core.playbook.playbook import Playbook
 
 MODEL = load_model()
+#: The shipped model with every action held out of every customer: its actions go to the holdouts topic.
+_SPEC = MODEL.playbook.spec
+HELD_OUT_MODEL = Model(
+    MODEL.rules,
+    Playbook(
+        _SPEC.model_copy(
+            update={"actions": {n: a.model_copy(update={"holdout": 1.0}) for n, a in _SPEC.actions.items()}}
+        )
+    ),
+    MODEL.dedupe_window,
+    MODEL.money,
+)
 
 #: Payloads that make an event of each kind valid when it needs one.
 REQUIRED_PAYLOAD = {
     Touchpoint.PURCHASE: {"kind": "order", "amount": 19.9, "currency": "EUR"},
     Touchpoint.SURVEY_RESPONSE: {"kind": "score", "csat": 4, "nps": 9},
     Touchpoint.REVIEW_WRITTEN: {"kind": "score", "rating": 5},
+    Touchpoint.CONSENT_GRANTED: {"kind": "consent", "channel": "sms", "source": "signup_form"},
+    Touchpoint.CONSENT_REVOKED: {"kind": "consent", "channel": "email"},
 }
 
 
@@ -88,8 +105,8 @@ def test_every_touchpoint_kind_with_its_stage_parses(touchpoint):
 
 
 def test_stage_table_covers_the_domain():
-    """35 kinds; a few anchors from the domain file sit in the right stage."""
-    assert len(Touchpoint) == 35 and set(STAGE_OF) == set(Touchpoint)
+    """35 kinds of the domain and 3 of consent; a few anchors from the domain file sit in the right stage."""
+    assert len(Touchpoint) == 38 and set(STAGE_OF) == set(Touchpoint)
     assert STAGE_OF[Touchpoint.AD_CLICK] is Stage.PRE_PURCHASE
     assert STAGE_OF[Touchpoint.TRIAL_START] is Stage.PRE_PURCHASE
     assert STAGE_OF[Touchpoint.PURCHASE] is Stage.PURCHASE
@@ -100,7 +117,12 @@ def test_stage_table_covers_the_domain():
 
 @pytest.mark.parametrize("touchpoint", list(Touchpoint), ids=lambda t: t.value)
 def test_stage_contradicting_the_kind_is_refused(touchpoint):
-    """Every wrong stage for a kind is refused, and the error says it contradicts the kind."""
+    """Every wrong stage for a kind is refused, and the error says it contradicts the kind; consent is given
+    or withdrawn at any stage."""
+    if touchpoint in CONSENT_KINDS:
+        for stage in Stage:
+            assert TouchpointEvent.model_validate_json(json.dumps(raw_event(touchpoint, stage=stage.value)))
+        return
     for stage in Stage:
         if stage is STAGE_OF[touchpoint]:
             continue
@@ -243,10 +265,12 @@ def _examples() -> dict[str, dict]:
         "touchpoint-event": event,
         "type-change": out.changes[0],
         "nurture-action": out.actions[0],
+        "held-out-action": apply_event(None, event, HELD_OUT_MODEL).held_out[0],
         "dead-letter": letter,
     }
     assert set(messages) == set(MESSAGE_MODELS)
     assert isinstance(messages["nurture-action"], NurtureAction) and isinstance(letter, DeadLetter)
+    assert isinstance(messages["held-out-action"], HeldOutAction) and messages["held-out-action"].held_out is True
     return {name: json.loads(m.model_dump_json(by_alias=True)) for name, m in messages.items()}
 
 
