@@ -103,7 +103,7 @@ def suppression_kind(reason: str) -> str:
     return "other"
 
 
-_COOLDOWN_SENT = re.compile(r"^cooldown: sent [0-9.]+ days ago, (cooldown [0-9.e+]+ days)$")
+_COOLDOWN_SENT = re.compile(r"^cooldown: sent [0-9.]+ days ago, cooldown ([0-9.e+]+) days$")
 _COOLDOWN_WAITING = re.compile(r"^(cooldown: already waiting for the quiet hours to end), until .*$")
 
 
@@ -112,7 +112,7 @@ def suppression_rule(reason: str) -> str:
     varies from customer to customer (how long ago, until when): what reports group suppressions by."""
     match = _COOLDOWN_SENT.match(reason)
     if match:
-        return f"cooldown: sent again within the {match.group(1)}"
+        return f"cooldown: sent again within the cooldown ({match.group(1)} days)"
     match = _COOLDOWN_WAITING.match(reason)
     if match:
         return match.group(1)
