@@ -117,6 +117,26 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
             "and promotion decided then are deferred to their end"
         )
 
+    view = playbook.consent_view(state)
+    if view:
+        consent = Table(title="Marketing consent (service messages need none)")
+        for column in ("channel", "policy", "the customer said", "marketing"):
+            consent.add_column(column)
+        for channel, policy, said, allowed in view:
+            told = (
+                "nothing yet"
+                if said is None
+                else f"{'granted' if said[0] else 'revoked'} {_when(said[1])}"
+                + (f" via {shown(said[2])}" if said[2] else "")
+            )
+            consent.add_row(
+                shown(channel),
+                shown(policy or "none"),
+                told,
+                "[green]allowed[/]" if allowed else "[yellow]no (suppressed as no_consent)[/]",
+            )
+        console.print(consent)
+
     holding = Table(title=f"Rules that hold ({shown(rules.source)})")
     holding.add_column("rule")
     holding.add_column("evidence")
@@ -155,7 +175,10 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
     actions.add_column("action")
     actions.add_column("last sent")
     for name, sent_at in sorted(state.actions_sent.items(), key=lambda kv: -kv[1]):
-        actions.add_row(shown(name), _when(sent_at))
+        if playbook.held_out(state.customer_id, name):
+            actions.add_row(f"[magenta]{shown(name)} (held out)[/]", f"{_when(sent_at)}: to the holdouts topic instead")
+        else:
+            actions.add_row(shown(name), _when(sent_at))
     for sent_at, name, reason in reversed(state.suppressed_log):
         actions.add_row(f"[yellow]{shown(name)} (suppressed)[/]", f"{_when(sent_at)}: {shown(reason)}")
     for until, decided_at, name, _, trigger in state.deferred:
@@ -183,11 +206,19 @@ def render_types(console: Console, model: Model, signals: bool = False) -> None:
                 condition += "\ncleared when: " + rule.clear_when.describe()
             acts = [
                 f"{a} ({playbook.actions[a].kind.value}, {playbook.actions[a].channel}, "
-                f"cooldown {playbook.actions[a].cooldown_days:g} d)"
+                f"cooldown {playbook.actions[a].cooldown_days:g} d"
+                + (f", holdout {playbook.actions[a].holdout:.0%}" if playbook.actions[a].holdout else "")
+                + ")"
                 for a in playbook.triggers.get(rule.type, ())
             ]
             table.add_row(f"{name}\n[dim]{rule.description}[/]", condition, "\n".join(acts) or "—")
         console.print(table)
+    if playbook.consent:
+        console.print(
+            "Consent for marketing and promotion: "
+            + ", ".join(f"{shown(c)} {p.value}" for c, p in sorted(playbook.consent.items()))
+            + "; other channels need none, and service actions never do."
+        )
     console.print(
         f"Caps: at most {playbook.cap} marketing messages per customer per 7 days. "
         f"No promotion while: {', '.join(sorted(playbook.mood)) or 'never suppressed'}. "

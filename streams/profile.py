@@ -54,7 +54,8 @@ def _change(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], model: Model) -> dict[str, Any]:
     """The profile of one customer: types with the time each was entered, the rules that hold with their
-    evidence, recent type changes (newest first, as stored), and actions sent, suppressed and deferred."""
+    evidence, marketing consent per channel, recent type changes (newest first, as stored), and actions sent
+    (or held out: the customer is in the action's holdout group), suppressed and deferred."""
     rules = model.rules
     at = state.checked_at if state.checked_at is not None else state.last_seen
     values = rules.values(state, at)
@@ -70,6 +71,7 @@ def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], mo
         if rule.when(values)
     ]
     sent = sorted(state.actions_sent.items(), key=lambda item: (-item[1], item[0]))
+    playbook = model.playbook
     return {
         "customer_id": state.customer_id,
         "lifecycle": {"type": state.lifecycle, "since": when(state.lifecycle_since)},
@@ -82,9 +84,23 @@ def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], mo
         "rules_source": rules.source,
         "playbook_source": model.playbook.source,
         "rules": holding,
+        "consent": [
+            {
+                "channel": channel,
+                "policy": policy,
+                "granted": None if said is None else said[0],
+                "at": None if said is None else when(said[1]),
+                "source": None if said is None else said[2],
+                "marketing_allowed": allowed,
+            }
+            for channel, policy, said, allowed in playbook.consent_view(state)
+        ],
         "changes": [_change(change) for change in history],
         "actions": {
-            "sent": [{"action": name, "last_sent": when(sent_at)} for name, sent_at in sent],
+            "sent": [
+                {"action": name, "last_sent": when(sent_at), "held_out": playbook.held_out(state.customer_id, name)}
+                for name, sent_at in sent
+            ],
             "suppressed": [
                 {"action": name, "at": when(suppressed_at), "reason": reason, "kind": suppression_kind(reason)}
                 for suppressed_at, name, reason in reversed(state.suppressed_log)

@@ -354,6 +354,22 @@ class Playbook:
                 return f"no promotion while the customer is {' and '.join(moods)}"
         return None
 
+    def consent_view(
+        self, state: CustomerState
+    ) -> list[tuple[str, str | None, tuple[bool, float, str | None] | None, bool]]:
+        """Per consent channel the policy names or the customer spoke for, sorted: (channel, policy or None,
+        what the customer said or None, whether marketing may use it now), for explain and the profile."""
+        channels = sorted(set(self.consent) | set(state.consent))
+        return [
+            (
+                channel,
+                None if channel not in self.consent else self.consent[channel].value,
+                state.consent.get(channel),
+                self._no_consent(state, channel) is None,
+            )
+            for channel in channels
+        ]
+
     def _no_consent(self, state: CustomerState, channel: str) -> str | None:
         """Why marketing may not use this channel for this customer (None: it may, or the channel needs no consent)."""
         policy = self.consent.get(channel)
