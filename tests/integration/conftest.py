@@ -141,6 +141,7 @@ class Deployment:
             "JOURNEY_TOPIC_TYPE_CHANGES": f"t{n}.type-changes",
             "JOURNEY_TOPIC_NURTURE_ACTIONS": f"t{n}.nurture-actions",
             "JOURNEY_TOPIC_DEAD_LETTER": f"t{n}.dead-letter",
+            "JOURNEY_TOPIC_HOLDOUTS": f"t{n}.holdouts",
             "JOURNEY_CONSUMER_GROUP": f"t{n}-group",
             "JOURNEY_KEY_PREFIX": f"t{n}",
             "JOURNEY_PARTITIONS": "2",

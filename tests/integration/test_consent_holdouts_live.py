@@ -58,6 +58,7 @@ def test_held_out_actions_go_to_the_holdouts_topic_and_consent_suppresses_market
     d.wait_stat(worker, "held_out", len(want_held), timeout=30)
 
     held = d.read(d.settings.topic_holdouts)
+    assert len(held) == len(want_held), "a held-out action was published twice, or one is missing"
     assert {a["action_id"]: a for a in held} == want_held
     assert all(a["held_out"] is True for a in held)
     actions = d.actions()

@@ -1,5 +1,6 @@
 """Replay into Kafka on a real Tansu broker and a real redis-server: the live worker (event clock,
-advanced to the replay's end with `journey advance-clock`) gives exactly what the offline replay gives."""
+advanced to the replay's end with `journey advance-clock`) gives exactly what the offline replay gives,
+quiet hours, consent events and a holdout group included."""
 
 from __future__ import annotations
 
@@ -61,10 +62,38 @@ def iso(ts: float) -> str:
 #: Quiet hours in the replayed playbook, and zones of the customers' own on some of their events.
 QUIET = 'quiet_hours: {from: "21:00", to: "08:00"}\n'
 ZONES = ("Asia/Tokyo", "America/Los_Angeles", None, None)
+#: A holdout group in the replayed playbook: a fifth of the customers are held out of the welcome.
+WELCOME = "welcome_onboarding:          {channel: email, priority: high,   kind: marketing, cooldown_days: 30,"
+
+
+def with_consent_events(events: list[dict]) -> list[dict]:
+    """The events with consent events inserted after some customers' first event, at its time: customers
+    whose id ends in 3 unsubscribe from e-mail, in 6 revoke ads audiences, in 9 grant and then revoke e-mail."""
+    out, seen = [], set()
+    for message in events:
+        out.append(message)
+        customer = message["customer_id"]
+        if customer in seen:
+            continue
+        seen.add(customer)
+        said = {"3": [("unsubscribe", "email")], "6": [("consent_revoked", "ads")]}.get(customer[-1], [])
+        if customer[-1] == "9":
+            said = [("consent_granted", "email"), ("consent_revoked", "email")]
+        for n, (kind, channel) in enumerate(said):
+            out.append(
+                {
+                    **message,
+                    "event_id": f"{customer}-consent-{n}",
+                    "touchpoint": kind,
+                    "channel": channel,
+                    "payload": {"kind": "consent", "channel": channel, "source": "preference_centre"},
+                }
+            )
+    return out
 
 
 def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives(deploy, tmp_path, engine):
-    events = list(sample.generate(300, seed=5))
+    events = with_consent_events(list(sample.generate(300, seed=5)))
     # Two events re-sent as they were (same event_id) a little later in the stream.
     for original in (1500, 700):
         events.insert(original + 4, dict(events[original]))
@@ -75,7 +104,9 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
         if zone is not None:
             message["timezone"] = zone
     playbook = tmp_path / "quiet-playbook.yaml"
-    playbook.write_text(DEFAULT_PLAYBOOK_FILE.read_text().replace("\nsuppress:", f"\n{QUIET}\nsuppress:", 1))
+    text = DEFAULT_PLAYBOOK_FILE.read_text().replace("\nsuppress:", f"\n{QUIET}\nsuppress:", 1)
+    assert WELCOME in text
+    playbook.write_text(text.replace(WELCOME, WELCOME + " holdout: 0.2,", 1))
     path = tmp_path / "journeys.jsonl"
     write_jsonl(path, events, bad_lines={300: "{not json"})
     records = read_jsonl(path)
@@ -89,16 +120,21 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
             step = offline.apply(record.event)
             emitted.changes += step.changes
             emitted.actions += step.actions
+            emitted.held_out += step.held_out
     until = max(r.event.occurred_ts for r in records if r.event is not None) + timedelta(days=1).total_seconds()
     at_end = offline.advance_to(until)
     emitted.changes += at_end.changes
     emitted.actions += at_end.actions
+    emitted.held_out += at_end.held_out
     assert offline.counts.duplicates == 2
     want_changes, want_actions = as_dicts(emitted)
     assert any(c["caused_by"].startswith("inactivity@") for c in want_changes.values())
     deferred = [a for a in want_actions.values() if "deferred_from" in a["params"]]
     assert len(deferred) > 100 and sum(offline.counts.deferred.values()) >= len(deferred)
     assert any(reason.startswith("superseded:") for _, reason in offline.counts.suppressed_why)
+    assert sum(n for (_, reason), n in offline.counts.suppressed_why.items() if reason.startswith("no consent:")) > 10
+    want_held = {a.action_id: json.loads(a.model_dump_json(by_alias=True)) for a in emitted.held_out}
+    assert len(want_held) == len(emitted.held_out) > 5 and not set(want_held) & set(want_actions)
 
     # (b) live: into Kafka, the worker on the event clock, then the clock advanced to the same instant
     d = deploy(JOURNEY_CLOCK="event", JOURNEY_PLAYBOOK_FILE=str(playbook))
@@ -130,6 +166,9 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
         assert live_changes[change_id] == change
     for action_id, action in want_actions.items():
         assert live_actions[action_id] == action
+    got_held = d.read(d.settings.topic_holdouts)
+    assert len({a["action_id"] for a in got_held}) == len(got_held), "a held-out action was published twice"
+    assert {a["action_id"]: a for a in got_held} == want_held
     assert d.wait_stat(worker, "duplicates", 2) == 2
     total = sum(offline.counts.deferred.values())
     assert d.wait_stat(worker, "deferred", total) == total
