@@ -4,6 +4,7 @@ and the OpenAPI description held in step with what the app serves."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
-from journeys import alice
+from journeys import alice, touchpoint
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import Dimension
@@ -104,7 +105,15 @@ def _known_stats() -> Stats:
             (Dimension.TRAIT, None, "efficient"): 1,
         }
     )
-    stats.actions_by.update({("welcome", None): 4, ("promo", "mood"): 2, ("promo", "cooldown"): 1})
+    stats.actions_by.update(
+        {
+            ("welcome", None): 4,
+            ("promo", "mood"): 2,
+            ("promo", "cooldown"): 1,
+            ("promo", "no_consent"): 5,
+            ("welcome", "held_out"): 3,
+        }
+    )
     return stats
 
 
@@ -137,6 +146,8 @@ def test_metrics_are_the_processors_counts_read_at_scrape_time():
         (("action", "welcome"), ("outcome", "sent"), ("reason", "")): 4,
         (("action", "promo"), ("outcome", "suppressed"), ("reason", "mood")): 2,
         (("action", "promo"), ("outcome", "suppressed"), ("reason", "cooldown")): 1,
+        (("action", "promo"), ("outcome", "suppressed"), ("reason", "no_consent")): 5,
+        (("action", "welcome"), ("outcome", "held_out"), ("reason", "")): 3,
     }
     letters = {
         dict(labels)["reason"]: v for (name, labels), v in samples.items() if name == "journey_dead_letters_total"
@@ -224,6 +235,29 @@ def test_the_processor_counts_changes_and_actions_by_their_labels():
             ("loyalty_programme_invite", "cooldown"): 1,
         }
     )
+
+
+def test_held_out_actions_are_published_to_the_holdouts_topic_and_counted():
+    """`Processor._emit` puts a held-out action on the holdouts topic (never the actions topic) and counts it."""
+    from streams.core import apply_event
+    from streams.core.model import Model
+    from streams.core.playbook.playbook import Playbook
+    from streams.live.processor import Processor, _Pending
+    from streams.settings import Settings
+    from streams.store import PartitionCommit
+
+    _, _, model, _ = alice()
+    spec = model.playbook.spec
+    every = {n: a.model_copy(update={"holdout": 1.0}) for n, a in spec.actions.items()}
+    held = Model(model.rules, Playbook(spec.model_copy(update={"actions": every})), model.dedupe_window, model.money)
+    settings = Settings()
+    processor = Processor(settings, store=None, publish=None, model=held)  # type: ignore[arg-type]
+    pending = _Pending(PartitionCommit(0, None, None, 0.0))
+    processor._emit(apply_event(None, touchpoint("alice", 1, "page_view", 0), held), pending)
+    assert [m.topic for m in pending.messages] == [settings.topic_type_changes, settings.topic_holdouts]
+    assert json.loads(pending.messages[1].value)["held_out"] is True
+    assert processor.stats.held_out == 1 and processor.stats.actions == 0
+    assert processor.stats.actions_by == Counter({("lead_nurture_sequence", "held_out"): 1})
 
 
 # ------------------------------------------------------------------------------------- probes
