@@ -280,3 +280,22 @@ def test_suppressions_are_grouped_by_their_rule_with_its_values():
     assert suppression_rule("no consent: the customer revoked email marketing") == (
         "no consent: the customer revoked email marketing"
     )
+
+
+def test_explain_shows_the_consent_and_the_no_consent_suppressions():
+    from rich.console import Console
+
+    from streams.explain import render_customer, render_types
+
+    unsub = event("fay", 2, "unsubscribe", day(0.5), payload=consent("email", "list_unsubscribe"))
+    state = run(MODEL, [event("fay", 1, "page_view", day(0)), unsub, *three_purchases("fay", 3, 1)])[2]
+    console = Console(record=True, width=200)
+    render_customer(console, state, [], MODEL)
+    text = console.export_text()
+    assert "email   │ opt_out │ revoked 2026-03-02 22:00 via list_unsubscribe │ no (suppressed as no_consent)" in text
+    assert "loyalty_programme_invite (suppressed) │ 2026-03-13 10:00: no consent: the customer revoked email" in text
+    render_types(console, MODEL)
+    assert (
+        "Consent for marketing and promotion: ads opt_out, email opt_out, phone opt_in, push opt_out, sms opt_in"
+        in (console.export_text())
+    )

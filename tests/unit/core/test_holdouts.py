@@ -164,3 +164,21 @@ def test_the_salt_setting_is_checked_and_kept_out_of_logs(monkeypatch):
     assert settings.load_model().playbook.holdout_salt == "a-private-salt"
     monkeypatch.delenv("JOURNEY_HOLDOUT_SALT")
     assert Settings().load_model().playbook.holdout_salt == DEFAULT_HOLDOUT_SALT
+
+
+def test_explain_marks_a_held_out_action_and_types_shows_the_share(tmp_path):
+    from rich.console import Console
+
+    from streams.explain import render_customer, render_types
+
+    model = load_model(playbook_file=playbook_with(tmp_path, 0.5))
+    held, _ = _held_and_kept(model)
+    state = apply_event(None, page_view(held), model).state
+    console = Console(record=True, width=200)
+    render_customer(console, state, [], model)
+    assert "lead_nurture_sequence (held out) │ 2026-03-02 10:00: to the holdouts topic instead" in console.export_text()
+    wide = Console(record=True, width=400)
+    render_types(wide, model)
+    text = wide.export_text()
+    assert "lead_nurture_sequence (marketing, email, cooldown 14 d, holdout 50%)" in text
+    assert text.count("holdout") == 1, "only the action with a holdout names one"
