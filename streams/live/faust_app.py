@@ -458,7 +458,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         )
 
     touchpoints = raw_topic(settings.topic_touchpoints)
-    for output in (settings.topic_type_changes, settings.topic_nurture_actions, settings.topic_dead_letter):
+    for output in settings.output_topics:
         raw_topic(output)  # declared for faust users' own agents; the processor publishes to them
 
     @app.agent(touchpoints, name="journey.touchpoints", concurrency=1)
