@@ -344,7 +344,8 @@ def demo(customers: int | None, quiet: bool) -> None:
     default=Path("replay-out"),
     metavar="DIR",
     show_default=True,
-    help="Where changes.jsonl, actions.jsonl, dead-letters.jsonl, summary.json and transitions.svg are written.",
+    help="Where changes.jsonl, actions.jsonl, holdouts.jsonl, dead-letters.jsonl, summary.json and transitions.svg "
+    "are written.",
 )
 @click.option(
     "--until",
