@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,7 @@ class Playbook:
     ) -> None:
         self.spec, self.source = spec, source
         self.holdout_salt = holdout_salt
-        self.consent = {channel: policy for channel, policy in spec.consent.items()}
+        self.consent = dict(spec.consent)
         quiet = spec.quiet_hours
         self.quiet = None if quiet is None else QuietWindow.of(quiet.from_, quiet.to)
         #: The zone of customers whose events name none and whose country has none (JOURNEY_DEFAULT_TIMEZONE).
@@ -200,7 +201,7 @@ class Playbook:
             if held_out is not None:
                 held_out.append(self._action(state, name, action, change_id, rule, at, _held_out_action, **extra))
             return
-        sent.append(self._action(state, name, action, change_id, rule, at, **extra))
+        sent.append(self._action(state, name, action, change_id, rule, at, _nurture_action, **extra))
 
     def _action(
         self,
@@ -210,7 +211,7 @@ class Playbook:
         change_id: str,
         rule: str,
         at: float,
-        build=_nurture_action,
+        build: Callable[..., NurtureAction] = _nurture_action,
         **extra: str,
     ) -> NurtureAction:
         """The action as published; `rule` is the triggering change's (`lifecycle.loyal`, `trait.angry`)."""
@@ -338,7 +339,7 @@ class Playbook:
         the customer's consent on the action's channel. Never for a service action."""
         if action.kind is Kind.SERVICE:
             return None
-        consent = self._no_consent(state, action.channel)
+        consent = self.no_consent(state, action.channel)
         if consent is not None:
             return consent
         final = state.final_win_back_at
@@ -365,12 +366,12 @@ class Playbook:
                 channel,
                 None if channel not in self.consent else self.consent[channel].value,
                 state.consent.get(channel),
-                self._no_consent(state, channel) is None,
+                self.no_consent(state, channel) is None,
             )
             for channel in channels
         ]
 
-    def _no_consent(self, state: CustomerState, channel: str) -> str | None:
+    def no_consent(self, state: CustomerState, channel: str) -> str | None:
         """Why marketing may not use this channel for this customer (None: it may, or the channel needs no consent)."""
         policy = self.consent.get(channel)
         if policy is None:

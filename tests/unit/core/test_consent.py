@@ -151,9 +151,9 @@ def test_opt_out_sends_until_revoked_and_a_policy_can_be_changed(tmp_path):
     """ads is opt-out: a consent_revoked for ads stops the retargeting audience; made opt-in, it needs a grant."""
     revoked = event("yul", 0, "consent_revoked", day(0), payload=consent("ads"))
     state = run(MODEL, [revoked])[2]
-    assert MODEL.playbook._no_consent(state, "ads") == "no consent: the customer revoked ads marketing"
-    assert MODEL.playbook._no_consent(state, "email") is None
-    assert MODEL.playbook._no_consent(state, "web") is None, "channels the policy does not name need none"
+    assert MODEL.playbook.no_consent(state, "ads") == "no consent: the customer revoked ads marketing"
+    assert MODEL.playbook.no_consent(state, "email") is None
+    assert MODEL.playbook.no_consent(state, "web") is None, "channels the policy does not name need none"
     opt_in = load_model(playbook_file=playbook_with(tmp_path, {"  email: opt_out": "  email: opt_in"}))
     sent, suppressed, _ = run(opt_in, [event("zed", 1, "page_view", day(0))])
     assert sent == [] and [s[:2] for s in suppressed] == [("lead_nurture_sequence", "no_consent")]
@@ -168,7 +168,7 @@ def test_consent_granted_after_a_suppressed_action_does_not_resend_it(sms_model)
     month = advance(later.state, day(60).timestamp(), sms_model)
     assert "loyalty_programme_invite" not in [a.action for a in month.actions], "granting consent sends nothing"
     # The next time the customer enters loyal, the invite may go: consent now holds.
-    assert sms_model.playbook._no_consent(later.state, "sms") is None
+    assert sms_model.playbook.no_consent(later.state, "sms") is None
 
 
 def test_a_consent_revoked_during_the_quiet_hours_stops_the_waiting_action(tmp_path):
