@@ -2,12 +2,13 @@
 
 from pydantic import BaseModel
 
-from schemas.outputs import DeadLetter, Dimension, HeldOutAction, NurtureAction, Priority, Reason, TypeChange
+from schemas.outputs import DeadLetter, Dimension, Erasure, HeldOutAction, NurtureAction, Priority, Reason, TypeChange
 from schemas.touchpoint import (
     CONSENT_KINDS,
     STAGE_OF,
     ConsentChannel,
     ConsentPayload,
+    ErasurePayload,
     OrderPayload,
     ScorePayload,
     Stage,
@@ -23,6 +24,7 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "nurture-action": NurtureAction,
     "held-out-action": HeldOutAction,
     "dead-letter": DeadLetter,
+    "erasure": Erasure,
 }
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "ConsentPayload",
     "DeadLetter",
     "Dimension",
+    "Erasure",
+    "ErasurePayload",
     "HeldOutAction",
     "NurtureAction",
     "OrderPayload",

@@ -100,3 +100,18 @@ class DeadLetter(BaseModel):
     source_partition: int
     source_offset: int
     received_at: AwareDatetime
+
+
+class Erasure(BaseModel):
+    """The audit record of one customer forgotten; on `journey.erasures`, key = customer id.
+
+    Nothing else about the customer is in it: the record is what stays once everything else is gone.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    erasure_id: str = Field(description="The id of the erasure request's event: a re-delivery gives the same one.")
+    customer_id: str
+    requested_by: str
+    requested_at: AwareDatetime = Field(description="The request's event time.")

@@ -112,6 +112,8 @@ class Touchpoint(StrEnum):
     CONSENT_GRANTED = "consent_granted"
     CONSENT_REVOKED = "consent_revoked"
     UNSUBSCRIBE = "unsubscribe"
+    # erasure: the customer (or someone on their behalf) asks to be forgotten; at any stage
+    ERASURE_REQUEST = "erasure_request"
 
 
 _PRE = {
@@ -142,6 +144,8 @@ _PURCHASE = {
 
 #: Consent can be given or withdrawn at any point of a journey: these kinds take any stage.
 CONSENT_KINDS = frozenset({Touchpoint.CONSENT_GRANTED, Touchpoint.CONSENT_REVOKED, Touchpoint.UNSUBSCRIBE})
+#: Kinds that take any stage: consent, and an erasure request (the right to be forgotten has no stage).
+ANY_STAGE_KINDS = CONSENT_KINDS | {Touchpoint.ERASURE_REQUEST}
 
 #: The stage every touchpoint kind belongs to (for the consent kinds, the usual one: they take any).
 STAGE_OF: dict[Touchpoint, Stage] = {
@@ -216,7 +220,22 @@ class ConsentPayload(BaseModel):
     )
 
 
-Payload = Annotated[OrderPayload | ScorePayload | SupportPayload | ConsentPayload, Field(discriminator="kind")]
+class ErasurePayload(BaseModel):
+    """A request to forget the customer: who asked, for the audit message (and nothing else about them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["erasure"] = "erasure"
+    requested_by: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=ID_PATTERN,
+        description="Who asked (a system, a ticket, an operator): copied into the audit message. No control characters.",
+    )
+
+
+Payload = Annotated[
+    OrderPayload | ScorePayload | SupportPayload | ConsentPayload | ErasurePayload, Field(discriminator="kind")
+]
 
 #: Kinds whose payload is required, and the payload type each takes.
 PAYLOAD_REQUIRED: dict[Touchpoint, type[BaseModel]] = {
@@ -225,6 +244,7 @@ PAYLOAD_REQUIRED: dict[Touchpoint, type[BaseModel]] = {
     Touchpoint.REVIEW_WRITTEN: ScorePayload,
     Touchpoint.CONSENT_GRANTED: ConsentPayload,
     Touchpoint.CONSENT_REVOKED: ConsentPayload,
+    Touchpoint.ERASURE_REQUEST: ErasurePayload,
 }
 #: Kinds that may carry a payload, and which one.
 PAYLOAD_ALLOWED: dict[Touchpoint, type[BaseModel]] = {
@@ -279,7 +299,7 @@ class TouchpointEvent(BaseModel):
     @model_validator(mode="after")
     def _stage_and_payload_agree_with_kind(self) -> TouchpointEvent:
         expected = STAGE_OF[self.touchpoint]
-        if self.stage is not expected and self.touchpoint not in CONSENT_KINDS:
+        if self.stage is not expected and self.touchpoint not in ANY_STAGE_KINDS:
             raise ValueError(
                 f"stage {self.stage.value!r} contradicts touchpoint {self.touchpoint.value!r}, "
                 f"which belongs to {expected.value!r}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from schemas import (
     ConsentPayload,
     Dimension,
+    Erasure,
     NurtureAction,
     OrderPayload,
     Reason,
@@ -25,6 +26,7 @@ from schemas import (
     TypeChange,
 )
 from streams.core import ids
+from streams.core.erasure import audit as erasure_audit
 from streams.core.instants import LATEST_INSTANT, instant, iso
 from streams.core.rules.signals import TIME
 from streams.core.state import CustomerState
@@ -75,6 +77,9 @@ class Outcome:
     duplicate: bool = False
     refused: str | None = None
     conflict: bool = False
+    #: Set for an erasure request of a customer something is held of: the audit record. The state is then
+    #: one of nothing (callers drop it, and everything else they hold of the customer); nothing else is emitted.
+    erased: Erasure | None = None
 
 
 def _later(current: float | None, ts: float) -> float:
@@ -345,6 +350,12 @@ def apply_event(
     the clock already judged) is judged at that later instant, so it cannot undo the clock's
     change. `in_place=True`: as in `advance`, the given state is changed instead of a copy.
     """
+    if event.touchpoint is Touchpoint.ERASURE_REQUEST:
+        # Never folded: the customer is forgotten. Nothing held (a re-sent request after the erasure, or
+        # an id never seen): nothing to delete, and nothing emitted again.
+        if state is None:
+            return Outcome(state=_new_state(event), duplicate=True)
+        return Outcome(state=_new_state(event), erased=erasure_audit(event))
     fingerprint, content = ids.event_fingerprint(event.event_id), ids.content_fingerprint(event)
     if state is not None:
         remembered = state.recall(fingerprint, ids.CONTENT_CHARS)

@@ -62,6 +62,7 @@ TOUCHPOINT_CODES: dict[str, str] = {
     "consent_granted": "W",
     "consent_revoked": "X",
     "unsubscribe": "Y",
+    "erasure_request": "Z",  # never counted (an erasure is not folded), but every kind has its code
 }
 #: The same for the stages (the keys of `last_by_stage`), under the same rules.
 STAGE_CODES: dict[str, str] = {"pre_purchase": "b", "purchase": "p", "post_purchase": "a"}

@@ -24,7 +24,16 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import STAGE_OF, ConsentPayload, OrderPayload, ScorePayload, SupportPayload, Touchpoint, TouchpointEvent
+from schemas import (
+    STAGE_OF,
+    ConsentPayload,
+    ErasurePayload,
+    OrderPayload,
+    ScorePayload,
+    SupportPayload,
+    Touchpoint,
+    TouchpointEvent,
+)
 from schemas.touchpoint import MAX_AMOUNT, PAYLOAD_ALLOWED, PAYLOAD_REQUIRED
 from streams.core import CustomerState, advance, apply_event
 from streams.core.intake import RawMessage, dead_letter, decode
@@ -137,7 +146,16 @@ consent = st.fixed_dictionaries(
     {"kind": st.just("consent"), "channel": st.sampled_from(["email", "sms", "push", "phone", "ads", "fax", ""])},
     optional={"purpose": st.sampled_from(["marketing", "service"]), "source": st.text(max_size=70)},
 )
-PAYLOADS = {OrderPayload: order, ScorePayload: score, SupportPayload: support, ConsentPayload: consent}
+erasure = st.fixed_dictionaries(
+    {"kind": st.just("erasure"), "requested_by": st.one_of(st.just("privacy-desk"), st.text(max_size=140))}
+)
+PAYLOADS = {
+    OrderPayload: order,
+    ScorePayload: score,
+    SupportPayload: support,
+    ConsentPayload: consent,
+    ErasurePayload: erasure,
+}
 NUMBERS = {"amount", "discount", "csat", "nps", "ces", "rating", "sentiment", "wait_seconds", "schema_version"}
 
 

@@ -896,6 +896,8 @@ def _sample_events(day: float) -> list[TouchpointEvent]:
     """One event of every touchpoint kind, with the richest payload it may carry."""
     out = []
     for tp in Touchpoint:
+        if tp is Touchpoint.ERASURE_REQUEST:
+            continue  # never folded into a state: the processor and the replay forget the customer instead
         payload = None
         if tp is Touchpoint.PURCHASE or tp in (
             Touchpoint.RETURN,

@@ -24,6 +24,7 @@ from schemas import (
 )
 from schemas.__main__ import SCHEMA_DIR, render
 from streams.core import apply_event
+from streams.core.erasure import audit
 from streams.core.intake import RawMessage, dead_letter
 from streams.core.model import Model, load_model
 from streams.core.playbook.playbook import Playbook
@@ -49,6 +50,7 @@ REQUIRED_PAYLOAD = {
     Touchpoint.REVIEW_WRITTEN: {"kind": "score", "rating": 5},
     Touchpoint.CONSENT_GRANTED: {"kind": "consent", "channel": "sms", "source": "signup_form"},
     Touchpoint.CONSENT_REVOKED: {"kind": "consent", "channel": "email"},
+    Touchpoint.ERASURE_REQUEST: {"kind": "erasure", "requested_by": "privacy-desk"},
 }
 
 
@@ -105,8 +107,9 @@ def test_every_touchpoint_kind_with_its_stage_parses(touchpoint):
 
 
 def test_stage_table_covers_the_domain():
-    """35 kinds of the domain and 3 of consent; a few anchors from the domain file sit in the right stage."""
-    assert len(Touchpoint) == 38 and set(STAGE_OF) == set(Touchpoint)
+    """35 kinds of the domain, 3 of consent and the erasure request; a few anchors from the domain file sit in
+    the right stage."""
+    assert len(Touchpoint) == 39 and set(STAGE_OF) == set(Touchpoint)
     assert STAGE_OF[Touchpoint.AD_CLICK] is Stage.PRE_PURCHASE
     assert STAGE_OF[Touchpoint.TRIAL_START] is Stage.PRE_PURCHASE
     assert STAGE_OF[Touchpoint.PURCHASE] is Stage.PURCHASE
@@ -119,7 +122,7 @@ def test_stage_table_covers_the_domain():
 def test_stage_contradicting_the_kind_is_refused(touchpoint):
     """Every wrong stage for a kind is refused, and the error says it contradicts the kind; consent is given
     or withdrawn at any stage."""
-    if touchpoint in CONSENT_KINDS:
+    if touchpoint in CONSENT_KINDS or touchpoint is Touchpoint.ERASURE_REQUEST:
         for stage in Stage:
             assert TouchpointEvent.model_validate_json(json.dumps(raw_event(touchpoint, stage=stage.value)))
         return
@@ -267,6 +270,7 @@ def _examples() -> dict[str, dict]:
         "nurture-action": out.actions[0],
         "held-out-action": apply_event(None, event, HELD_OUT_MODEL).held_out[0],
         "dead-letter": letter,
+        "erasure": audit(TouchpointEvent.model_validate(raw_event(Touchpoint.ERASURE_REQUEST))),
     }
     assert set(messages) == set(MESSAGE_MODELS)
     assert isinstance(messages["nurture-action"], NurtureAction) and isinstance(letter, DeadLetter)
@@ -315,3 +319,42 @@ def test_type_change_schema_uses_from_on_the_wire():
     schema = _validator("type-change").schema
     assert "from" in schema["properties"] and "from_" not in schema["properties"]
     assert "from" in schema["required"]
+
+
+# --------------------------------------------------------------------------- erasure requests
+
+
+def test_erasure_request_parses_and_carries_who_asked():
+    event = TouchpointEvent.model_validate_json(json.dumps(raw_event(Touchpoint.ERASURE_REQUEST)))
+    assert event.touchpoint is Touchpoint.ERASURE_REQUEST
+    assert event.payload is not None and event.payload.requested_by == "privacy-desk"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,  # who asked is required: the audit message needs it
+        {"kind": "erasure"},
+        {"kind": "erasure", "requested_by": ""},
+        {"kind": "erasure", "requested_by": "x" * 129},
+        {"kind": "erasure", "requested_by": "desk\nforged log line"},
+        {"kind": "erasure", "requested_by": "desk\x1b[31m"},
+        {"kind": "erasure", "requested_by": 42},
+        {"kind": "erasure", "requested_by": ["desk"]},
+        {"kind": "erasure", "requested_by": "desk", "email": "someone@example.org"},  # no extra personal data
+        {"kind": "order", "amount": 1, "currency": "EUR"},
+    ],
+    ids=["none", "missing", "empty", "too-long", "newline", "escape", "number", "list", "extra-field", "wrong-kind"],
+)
+def test_hostile_erasure_request_is_refused(payload):
+    data = raw_event(Touchpoint.ERASURE_REQUEST)
+    if payload is None:
+        del data["payload"]
+    else:
+        data["payload"] = payload
+    refused(data)
+
+
+def test_erasure_payload_only_on_an_erasure_request():
+    error = refused(raw_event(Touchpoint.PAGE_VIEW, payload={"kind": "erasure", "requested_by": "desk"}))
+    assert "does not take a payload" in error
