@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     topic_nurture_actions: TopicName = "journey.nurture-actions"
     topic_dead_letter: TopicName = "journey.dead-letter"
     topic_holdouts: TopicName = "journey.holdouts"
+    topic_erasures: TopicName = Field(
+        "journey.erasures", description="One audit record per customer forgotten (id, time, who asked)."
+    )
     partitions: PositiveInt = Field(8, description="Partitions of the input topic (outputs get the same).")
     replication_factor: PositiveInt = 1
 
@@ -314,7 +317,13 @@ class Settings(BaseSettings):
 
     @property
     def output_topics(self) -> list[str]:
-        return [self.topic_type_changes, self.topic_nurture_actions, self.topic_dead_letter, self.topic_holdouts]
+        return [
+            self.topic_type_changes,
+            self.topic_nurture_actions,
+            self.topic_dead_letter,
+            self.topic_holdouts,
+            self.topic_erasures,
+        ]
 
 
 def check_kafka_security(s: Settings) -> None:

@@ -113,6 +113,11 @@ class _StatsCollector(Collector):
         ):
             events.add_metric([outcome], value)
         yield events
+        yield CounterMetricFamily(
+            "journey_erasures",
+            "Customers forgotten on request (an erasure request, or `journey forget`).",
+            value=_count(stats, "erasures"),
+        )
 
         changes = CounterMetricFamily(
             "journey_type_changes",

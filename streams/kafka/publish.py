@@ -39,7 +39,7 @@ class Message(Protocol):
     @property
     def key(self) -> bytes | None: ...
     @property
-    def value(self) -> bytes: ...
+    def value(self) -> bytes | None: ...  # None: a tombstone
 
 
 class BatchPublisher:
@@ -52,13 +52,13 @@ class BatchPublisher:
 
     async def publish(self, messages: Sequence[Message]) -> None:
         """Raises `MessageSizeTooLargeError` before sending anything when one message exceeds the limit."""
-        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
         partitions: dict[str, list[int]] = {}
         room = self.max_request_size - FRAMING_BYTES
         for m in messages:
-            if len(m.value) + len(m.key or b"") > room:
+            if len(m.value or b"") + len(m.key or b"") > room:
                 raise MessageSizeTooLargeError(
-                    f"a message for {m.topic} of {len(m.value) + len(m.key or b'')} bytes does not fit the "
+                    f"a message for {m.topic} of {len(m.value or b'') + len(m.key or b'')} bytes does not fit the "
                     f"producer's {self.max_request_size}-byte limit"
                 )
             if m.topic not in partitions:

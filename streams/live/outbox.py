@@ -5,6 +5,9 @@ characters (the schemas refuse them) and compact JSON holds no raw tab, so the s
 exact, and it is cheaper than a JSON wrapper on the hot path. The worker publishes entries
 to Kafka and trims them only once the broker has acknowledged them, so a crash in between
 re-publishes the same messages (with the same ids) instead of losing them.
+
+A tombstone (null value: a compacted topic drops the key) is stored with an empty value: no JSON
+message is empty, so an empty value always reads back as None.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ class OutboundMessage(NamedTuple):
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
 
 
 def message(topic: str, key: str | None, model: BaseModel) -> OutboundMessage:
@@ -30,10 +33,15 @@ def message(topic: str, key: str | None, model: BaseModel) -> OutboundMessage:
 
 def entry(message: OutboundMessage) -> bytes:
     """The message's outbox entry."""
-    return b"%s\t%s\t%s" % (message.topic.encode(), message.key or b"", message.value)
+    return b"%s\t%s\t%s" % (message.topic.encode(), message.key or b"", message.value or b"")
 
 
 def parse(raw: bytes) -> OutboundMessage:
     """The message of an outbox entry (one read back from Redis)."""
     topic, key, value = raw.split(b"\t", 2)
-    return OutboundMessage(topic.decode(), key or None, value)
+    return OutboundMessage(topic.decode(), key or None, value or None)
+
+
+def tombstone(topic: str, key: str) -> OutboundMessage:
+    """A null value under the customer's key: compacted topics, and consumers that honour it, drop the key."""
+    return OutboundMessage(topic, key.encode(), None)

@@ -22,9 +22,10 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from schemas import TouchpointEvent
+from schemas import Erasure, Touchpoint, TouchpointEvent
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due, reasons
 from streams.core.engine import iso
+from streams.core.erasure import audit as erasure_audit
 from streams.core.intake import InputMessage, dead_letter, decode
 from streams.core.model import Model
 from streams.core.playbook.playbook import HELD_OUT
@@ -52,6 +53,7 @@ class Stats:
     changes: int = 0
     actions: int = 0
     suppressed: int = 0
+    erasures: int = 0  # customers forgotten on request (journey_erasures_total)
     held_out: int = 0  # actions whose customer is in their holdout group: on the holdouts topic instead
     deferred: int = 0  # actions decided inside quiet hours, waiting in their customer's state for the window's end
     published: int = 0
@@ -153,6 +155,23 @@ class Processor:
             self.stats.deferred += len(out.deferred)
             for waiting in out.deferred:
                 stats.deferred_by[waiting.action] += 1
+
+    def _erase(self, pending: _Pending, record: Erasure, states: dict[str, CustomerState]) -> None:
+        """Forget the customer at this point of the batch: their state (its dedupe memory and deferred
+        actions with it), history, due time and quarantine record are deleted by this commit, the copy
+        this worker remembers is dropped, and tombstones and the audit record go out with it."""
+        cid, commit, s = record.customer_id, pending.commit, self.settings
+        pending.touched.pop(cid, None)
+        states.pop(cid, None)
+        commit.erased.add(cid)
+        commit.history.pop(cid, None)  # this batch's earlier changes of theirs: not written at all
+        commit.due[cid] = None
+        self.warm.forget(cid)
+        pending.send(outbox.tombstone(s.topic_type_changes, cid))
+        pending.send(outbox.tombstone(s.topic_nurture_actions, cid))
+        pending.send(outbox.message(s.topic_erasures, cid, record))
+        self.stats.erasures += 1
+        log.info("customer forgotten on request (erasure %r)", record.erasure_id)
 
     def _dead_letter(self, pending: _Pending, msg: InputMessage, error: str) -> None:
         """Send the message to the dead-letter topic (cut to the publish limit) and count its reason's kind."""
@@ -294,6 +313,12 @@ class Processor:
                     self._dead_letter(pending, msg, ev)
                     continue
                 cid = ev.customer_id
+                if cid in unreadable and ev.touchpoint is Touchpoint.ERASURE_REQUEST:
+                    # A quarantined customer can still be forgotten: their quarantined copy goes too, and
+                    # their later events start a new profile.
+                    del unreadable[cid]
+                    self._erase(pending, erasure_audit(ev), states)
+                    continue
                 if cid in unreadable:
                     self._dead_letter(pending, msg, self._quarantined(unreadable[cid]))
                     continue
@@ -332,8 +357,11 @@ class Processor:
                     self.stats.events -= 1  # counted as dead-lettered instead
                     self.stats.conflicts += out.conflict
                     continue
-                touched[cid] = out.state
                 commit.clock = max(commit.clock, ev.occurred_ts)
+                if out.erased is not None:
+                    self._erase(pending, out.erased, states)
+                    continue
+                touched[cid] = out.state
                 self._emit(out, pending)
             self._finish(pending)
             if commit.new_offset != mark.offset:

@@ -84,6 +84,8 @@ class PartitionCommit:
     #: Per customer with type changes, their history entries in order (`streams/store/history.py`): no newlines.
     history: dict[str, list[bytes]] = field(default_factory=dict)
     token: str = ""  # this commit's writer token (`WarmStates.new_token`)
+    #: Customers erased in this batch: their state, history and quarantine keys are deleted first.
+    erased: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -253,6 +255,8 @@ class JourneyStore:
             keys = [self.mark_key(p), self.outbox_key(p), self.due_key(p)]
             keys += [self.state_key(p, cid) for cid in c.states]
             keys += [self.history_key(p, cid) for cid in c.history]
+            for cid in c.erased:
+                keys += [self.state_key(p, cid), self.history_key(p, cid), self.quarantine_key(p, cid)]
             args = [
                 "" if c.expected_offset is None else c.expected_offset,
                 "" if c.new_offset is None else c.new_offset,
@@ -264,6 +268,7 @@ class JourneyStore:
                 json.dumps([len(entries) for entries in c.history.values()]),
                 c.token,
                 self.history_length,
+                3 * len(c.erased),
             ]
             calls.append((self._commit, keys, args))
         replies = await self._run_scripts(calls)

@@ -18,6 +18,9 @@
 -- ARGV[9] this commit's writer token, kept in the mark's `writer` field: a worker trusts the states
 --         it remembers of this partition only while the mark still holds its own last token
 -- ARGV[10] how many history entries each customer keeps
+-- ARGV[11] how many keys of erased customers follow the history keys (their state, history and quarantine
+--          keys): deleted first, so what the batch wrote of the customer after their erasure (a new
+--          profile) is what remains
 -- Few, large arguments: packing thousands of small ones cost the client more than the work.
 -- Returns {1, outbox length before the append, the writer token it replaced ('' if none)}
 -- or {0, stored offset} when fenced.
@@ -44,6 +47,13 @@ end
 -- script's time (and the worker waits for it). CHUNK keeps each call's argument list short.
 local CHUNK = 500
 local states = lines(ARGV[4])
+local erased = tonumber(ARGV[11] or '0') or 0
+if erased > 0 then
+  local first_erased = 4 + #states + #cjson.decode(ARGV[8])
+  for first = first_erased, first_erased + erased - 1, CHUNK do
+    redis.call('DEL', unpack(KEYS, first, math.min(first + CHUNK - 1, first_erased + erased - 1)))
+  end
+end
 for first = 1, #states, CHUNK do
   local args = {}
   for i = first, math.min(first + CHUNK - 1, #states) do
