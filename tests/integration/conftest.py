@@ -142,6 +142,7 @@ class Deployment:
             "JOURNEY_TOPIC_NURTURE_ACTIONS": f"t{n}.nurture-actions",
             "JOURNEY_TOPIC_DEAD_LETTER": f"t{n}.dead-letter",
             "JOURNEY_TOPIC_HOLDOUTS": f"t{n}.holdouts",
+            "JOURNEY_TOPIC_ERASURES": f"t{n}.erasures",
             "JOURNEY_CONSUMER_GROUP": f"t{n}-group",
             "JOURNEY_KEY_PREFIX": f"t{n}",
             "JOURNEY_PARTITIONS": "2",
@@ -232,7 +233,11 @@ class Deployment:
         raise AssertionError(f"worker stat {name} stayed below {at_least}:\n{self.worker_log()}")
 
     def read(self, topic: str, timeout: float = 60.0) -> list[dict]:
-        """Every message on an output topic so far, decoded.
+        """Every message on an output topic so far, decoded; tombstones (null values) left out."""
+        return [json.loads(value) for _, value in self.records(topic, timeout) if value is not None]
+
+    def records(self, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
+        """Every (key, value) on an output topic so far, raw (a tombstone's value is None).
 
         Reads past the reported end offsets until three polls in a row come back empty: Tansu
         reports the base offset of a partition's last batch + 1, so the last batch lies beyond
@@ -240,7 +245,7 @@ class Deployment:
         instead of holding it until the per-test timeout.
         """
         deadline = time.monotonic() + timeout
-        out: list[dict] = []
+        out: list[tuple[bytes | None, bytes | None]] = []
 
         def left_ms() -> int:
             """What is left of the deadline, for the client calls that would otherwise block without end."""
@@ -274,7 +279,7 @@ class Deployment:
                 records = consumer.poll(timeout_ms=300)
                 empty_polls = 0 if records else empty_polls + 1
                 for batch in records.values():
-                    out.extend(json.loads(r.value) for r in batch)
+                    out.extend((r.key, r.value) for r in batch)
             return out
         finally:
             consumer.close()
