@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from schemas import NurtureAction, TouchpointEvent, TypeChange
+from schemas import Erasure, NurtureAction, TouchpointEvent, TypeChange
 from streams.core import CustomerState, Outcome, advance, apply_event, next_due
 from streams.core.model import Model
 
@@ -28,6 +28,8 @@ class Emitted:
     held_out: list[NurtureAction] = field(default_factory=list)  # HeldOutAction: the holdouts topic's
     #: Why the core refused the step's event (`Outcome.refused`): it is dead-lettered, as the worker does.
     refused: str | None = None
+    #: The audit record when the step's event was an erasure request that forgot the customer.
+    erased: Erasure | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.changes.extend(outcome.changes)
@@ -46,6 +48,7 @@ class ReplayCounts:
     suppressed_why: Counter = field(default_factory=Counter)  # (action, reason) -> times
     deferred: Counter = field(default_factory=Counter)  # action -> times deferred to the end of the quiet hours
     held_out: Counter = field(default_factory=Counter)  # action -> times its customer was held out of it
+    erasures: int = 0  # customers forgotten on request
 
 
 class OfflineReplay:
@@ -127,6 +130,12 @@ class OfflineReplay:
             self.counts.events -= 1
             self.counts.conflicts += outcome.conflict
             emitted.refused = outcome.refused
+            return emitted
+        if outcome.erased is not None:  # forgotten at this point, as the worker does: later events start anew
+            self.states.pop(event.customer_id, None)
+            self._due_of.pop(event.customer_id, None)  # its heap entry is skipped as stale
+            self.counts.erasures += 1
+            emitted.erased = outcome.erased
             return emitted
         self._keep(outcome, emitted)
         return emitted
