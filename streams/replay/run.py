@@ -1,4 +1,4 @@
-"""One offline replay: records in, `changes.jsonl` / `actions.jsonl` / `dead-letters.jsonl` / `holdouts.jsonl`
+"""One offline replay: records in, `changes.jsonl` / `actions.jsonl` / `dead-letters.jsonl` / `holdouts.jsonl` / `erasures.jsonl`
 and a report out.
 
 Input and output are streamed a chunk at a time, so memory grows with the number of
@@ -38,7 +38,7 @@ CHUNK = 128
 REDIS_CHUNK = 2048
 #: `progress` is called about this often (in records).
 PROGRESS_EVERY = 4096
-OUTPUT_FILES = ("changes.jsonl", "actions.jsonl", "dead-letters.jsonl", "holdouts.jsonl")
+OUTPUT_FILES = ("changes.jsonl", "actions.jsonl", "dead-letters.jsonl", "holdouts.jsonl", "erasures.jsonl")
 
 
 class ReplayError(RuntimeError):
@@ -174,6 +174,9 @@ def _apply_chunk(replay: OfflineReplay, chunk: list[SourceRecord], out: _Outputs
         if emitted.refused is not None:  # the core would not apply it: dead-lettered, as the worker does
             dead.append(json.dumps({"line": record.line, "error": emitted.refused}, ensure_ascii=False).encode())
             report.dead_lettered[reason_of(emitted.refused)] += 1
+        if emitted.erased is not None:  # the audit record, as the worker puts it on the erasures topic
+            erased = emitted.erased
+            out.pending[4].append(erased.__pydantic_serializer__.to_json(erased, by_alias=True))
     report.records += len(chunk)
 
 
