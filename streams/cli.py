@@ -96,6 +96,72 @@ def topics() -> None:
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+@main.command()
+@click.argument("customer_ids", nargs=-1)
+@click.option(
+    "--file",
+    "ids_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of customer ids, one a line (blank lines skipped).",
+)
+@click.option("--requested-by", default="journey-forget", show_default=True, help="Who asked: in the audit record.")
+def forget(customer_ids: tuple[str, ...], ids_file: Path | None, requested_by: str) -> None:
+    """Ask the workers to forget customers: one erasure request each on the input topic, keyed by the id.
+
+    Keyed like the customer's own events, the request is applied in order with them and in the same
+    atomic commit; every request is validated as an input event is, before anything is sent.
+    """
+    import uuid
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError as EventError
+
+    from schemas import TouchpointEvent
+    from streams.kafka.clients import producer
+
+    ids = list(customer_ids)
+    if ids_file is not None:
+        ids += [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise click.UsageError("give at least one CUSTOMER_ID, or --file")
+    settings = _settings_or_exit()
+    now = datetime.now(UTC).isoformat()
+    requests = []
+    for cid in ids:
+        try:
+            requests.append(
+                TouchpointEvent.model_validate(
+                    {
+                        "event_id": f"erasure-{uuid.uuid4().hex}",
+                        "customer_id": cid,
+                        "occurred_at": now,
+                        "stage": "post_purchase",
+                        "touchpoint": "erasure_request",
+                        "channel": "api",
+                        "payload": {"kind": "erasure", "requested_by": requested_by},
+                    }
+                )
+            )
+        except EventError as exc:
+            raise click.ClickException(f"not a valid erasure request for {cid!r}: {exc.errors()[0]['msg']}") from exc
+
+    async def send() -> None:
+        client = producer(settings)
+        await client.start()
+        try:
+            for request in requests:
+                await client.send_and_wait(
+                    settings.topic_touchpoints,
+                    key=request.customer_id.encode(),
+                    value=request.model_dump_json().encode(),
+                )
+        finally:
+            await client.stop()
+
+    asyncio.run(send())
+    click.echo(f"{len(requests)} erasure request(s) sent to {settings.topic_touchpoints}")
+
+
 @main.command("advance-clock")
 @click.option(
     "--until",

@@ -76,3 +76,28 @@ def test_erasure_deletes_every_key_and_publishes_tombstones_and_one_audit(deploy
     assert changes[-1]["from"] is None and changes[-1]["to"] == "prospect"
     after = sum(a["action"] == "lead_nurture_sequence" for a in d.actions() if a["customer_id"] == "ana")
     assert after == welcomes + 1, [a for a in d.actions() if a["customer_id"] == "ana"]
+
+
+def test_journey_forget_end_to_end(deploy, tmp_path):
+    from click.testing import CliRunner
+
+    from streams.cli import main as journey
+
+    d = deploy()
+    d.produce(
+        [event("cai", 1, "page_view", DAY0), event("dan", 1, "page_view", DAY0), event("eve", 1, "page_view", DAY0)]
+    )
+    worker = d.start_worker()
+    d.wait_caught_up(timeout=90)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("dan\n\n")
+    run = CliRunner().invoke(journey, ["forget", "cai", "--file", str(ids), "--requested-by", "ticket-9"], env=d.env)
+    assert run.exit_code == 0, run.output
+    assert "2 erasure request(s)" in run.output
+    d.wait_stat(worker, "erasures", 2, timeout=60)
+    d.wait_caught_up(timeout=60)
+    assert set(d.states()) == {"eve"}
+    audits = {json.loads(v)["customer_id"]: json.loads(v) for _, v in d.records(d.settings.topic_erasures) if v}
+    assert set(audits) == {"cai", "dan"} and {a["requested_by"] for a in audits.values()} == {"ticket-9"}
+    bad = CliRunner().invoke(journey, ["forget", "bad\nid"], env=d.env)
+    assert bad.exit_code != 0 and "not a valid erasure request" in bad.output
