@@ -101,3 +101,21 @@ def test_journey_forget_end_to_end(deploy, tmp_path):
     assert set(audits) == {"cai", "dan"} and {a["requested_by"] for a in audits.values()} == {"ticket-9"}
     bad = CliRunner().invoke(journey, ["forget", "bad\nid"], env=d.env)
     assert bad.exit_code != 0 and "not a valid erasure request" in bad.output
+
+
+def test_erasure_of_a_quarantined_customer_deletes_the_quarantined_copy(deploy):
+    d = deploy()
+    p = d.partition_of("mal")
+    poisoned = json.dumps({"id": "mal", "fs": DAY0.timestamp(), "ls": DAY0.timestamp(), "p": 2, "sp": None}).encode()
+    d.redis.set(d.keys.state(p, "mal"), poisoned)
+    d.produce([event("mal", 1, "page_view", DAY0)])
+    worker = d.start_worker()
+    d.wait_caught_up(timeout=90)
+    assert d.redis.exists(d.keys.quarantine(p, "mal"))
+    d.produce([erasure("mal", 2, DAY0 + timedelta(hours=1)), event("mal", 3, "page_view", DAY0 + timedelta(hours=2))])
+    d.wait_stat(worker, "erasures", 1, timeout=60)
+    d.wait_caught_up(timeout=60)
+    assert not d.redis.exists(d.keys.quarantine(p, "mal"))
+    state = d.states()["mal"]  # the event after the erasure: a new, readable profile
+    assert state["first_seen"] == (DAY0 + timedelta(hours=2)).timestamp()
+    assert [v for k, v in d.records(d.settings.topic_erasures)] and len(d.records(d.settings.topic_erasures)) == 1
