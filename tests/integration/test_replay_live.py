@@ -97,6 +97,21 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     # Two events re-sent as they were (same event_id) a little later in the stream.
     for original in (1500, 700):
         events.insert(original + 4, dict(events[original]))
+    # Two customers ask to be forgotten mid-stream (their later events, if any, start a new profile).
+    for at in (1800, 900):
+        before = events[at - 1]
+        events.insert(
+            at,
+            {
+                "event_id": f"erase-{before['customer_id']}",
+                "customer_id": before["customer_id"],
+                "occurred_at": before["occurred_at"],
+                "stage": "post_purchase",
+                "touchpoint": "erasure_request",
+                "channel": "api",
+                "payload": {"kind": "erasure", "requested_by": "privacy-desk"},
+            },
+        )
     # A quarter of the customers name a zone of Tokyo, a quarter of Los Angeles; the rest are in their
     # country's zone (or UTC): the playbook's quiet hours defer their night's marketing.
     for message in events:
@@ -115,9 +130,12 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     # (a) offline, in file order, then on to a day after the last event
     offline = OfflineReplay(load_model(playbook_file=playbook))
     emitted = Emitted()
+    want_erasures = []
     for record in records:
         if record.event is not None:
             step = offline.apply(record.event)
+            if step.erased is not None:
+                want_erasures.append(json.loads(step.erased.model_dump_json()))
             emitted.changes += step.changes
             emitted.actions += step.actions
             emitted.held_out += step.held_out
@@ -170,6 +188,10 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     assert len({a["action_id"] for a in got_held}) == len(got_held), "a held-out action was published twice"
     assert {a["action_id"]: a for a in got_held} == want_held
     assert d.wait_stat(worker, "duplicates", 2) == 2
+    assert len(want_erasures) == 2 == offline.counts.erasures
+    got_erasures = [json.loads(v) for _, v in d.records(d.settings.topic_erasures) if v is not None]
+    assert sorted(got_erasures, key=lambda e: e["erasure_id"]) == sorted(want_erasures, key=lambda e: e["erasure_id"])
+    assert set(d.states()) == set(offline.states)
     total = sum(offline.counts.deferred.values())
     assert d.wait_stat(worker, "deferred", total) == total
 
