@@ -167,8 +167,8 @@ class Processor:
         commit.history.pop(cid, None)  # this batch's earlier changes of theirs: not written at all
         commit.due[cid] = None
         self.warm.forget(cid)
-        pending.send(outbox.tombstone(s.topic_type_changes, cid))
-        pending.send(outbox.tombstone(s.topic_nurture_actions, cid))
+        for topic in (s.topic_type_changes, s.topic_nurture_actions, s.topic_holdouts):
+            pending.send(outbox.tombstone(topic, cid))
         pending.send(outbox.message(s.topic_erasures, cid, record))
         self.stats.erasures += 1
         log.info("customer forgotten on request (erasure %r)", record.erasure_id)

@@ -47,7 +47,7 @@ def test_erasure_deletes_every_key_and_publishes_tombstones_and_one_audit(deploy
     assert d.redis.zscore(d.keys.due(0), "ana") is None and d.redis.zscore(d.keys.due(1), "ana") is None
     assert "bob" in d.states()
 
-    for topic in (s.topic_type_changes, s.topic_nurture_actions):
+    for topic in (s.topic_type_changes, s.topic_nurture_actions, s.topic_holdouts):
         records = [(k, v) for k, v in d.records(topic) if k == b"ana"]
         assert records and records[-1] == (b"ana", None), f"no tombstone last for ana on {topic}"
         assert sum(v is None for _, v in records) == 1, f"a tombstone was published twice on {topic}"
