@@ -299,8 +299,7 @@ class FaustWorker:
     # -- the agent, the timers ----------------------------------------------------------------------
 
     async def apply(self, events: Sequence[Any]) -> None:
-        """One batch taken off the stream: applied until it has landed in Redis and its outputs in Kafka."""
-        self.taken_at = time.monotonic()
+        """Batches taken off the stream: applied until they have landed in Redis and their outputs in Kafka."""
         messages = self._resynced([event.message for event in events])
         if messages:
             stats = self.processor.stats
@@ -353,6 +352,55 @@ class FaustWorker:
             if highwater is not None and highwater > applied + 1:
                 waiting.append(tp.partition)
         return sorted(waiting)
+
+
+class Handover:
+    """Batches taken by the agent, waiting for the one task that applies them, in the order taken.
+
+    faust's `noack_take` stops filling its buffer while the agent's body runs, so an agent that applied
+    each batch itself got only what arrived in `within` after the previous apply (a few hundred events,
+    each paying Redis's and Kafka's round trips). Here the agent only hands batches over; the applier
+    takes all that waited (up to `limit` events) as one batch. One apply runs at a time, in order, so the
+    processor's ordering and fencing are those of the inline agent; events are acknowledged only after
+    their apply, so a crash re-delivers them. The agent waits while `limit` events are waiting, which
+    bounds the unacknowledged events to about twice `limit`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting: list[Any] = []
+        self.filled = asyncio.Event()  # set when events wait
+        self.drained = asyncio.Event()  # set when the applier took some
+
+    async def put(self, events: Sequence[Any], applier: asyncio.Task[None]) -> None:
+        """Hand a batch over; wait while the applier is `limit` events behind. The applier's error, if it
+        stopped, is raised here (the agent then stops with it)."""
+        while len(self.waiting) >= self.limit and not applier.done():
+            self.drained.clear()
+            drained = asyncio.ensure_future(self.drained.wait())
+            try:
+                await asyncio.wait([drained, applier], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                drained.cancel()
+        if applier.done():
+            applier.result()  # its error, if it had one
+            raise RuntimeError("the task applying the batches stopped")
+        self.waiting.extend(events)
+        self.filled.set()
+
+    async def apply_all(self, worker: FaustWorker, stream: Any) -> None:
+        """Apply what waits, in order, one apply at a time, then acknowledge it; until cancelled."""
+        while True:
+            if not self.waiting:
+                self.filled.clear()
+                await self.filled.wait()
+                continue
+            events = self.waiting[: self.limit]
+            del self.waiting[: self.limit]
+            self.drained.set()
+            await worker.apply(events)
+            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
+                await stream.ack(event)
 
 
 class FaustEngine(WorkerEngine):
@@ -463,10 +511,17 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
 
     @app.agent(touchpoints, name="journey.touchpoints", concurrency=1)
     async def touchpoints_agent(stream: Any) -> None:  # a `faust.Stream`: its type omits `noack_take`
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            await worker.apply(events)
-            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
-                await stream.ack(event)
+        # Taking and applying are two tasks: while one batch is applied, faust goes on filling the next
+        # (its take buffer is frozen while the agent's body runs). See `Handover`.
+        handover = Handover(settings.batch_size)
+        applier = asyncio.create_task(handover.apply_all(worker, stream), name="journey.apply")
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+                worker.taken_at = time.monotonic()
+                await handover.put(events, applier)
+        finally:
+            applier.cancel()
+            await asyncio.gather(applier, return_exceptions=True)
 
     @app.timer(interval=settings.sweep_interval_s, name="journey.sweep")
     async def sweep() -> None:
