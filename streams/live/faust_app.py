@@ -57,7 +57,7 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import pass_lost_offsets, process_until_done
+from streams.live.worker import pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -325,12 +325,7 @@ class FaustWorker:
     async def report(self) -> None:
         """Publish the counters to Redis (dashboards, tests, the benchmark) and log them every 10 s."""
         stats = self.processor.stats
-        try:
-            # redis-py types `mapping` with invariant union keys, so it refuses a valid dict[str, int].
-            await self.redis.hset(self.stats_key, mapping=stats.counters())  # type: ignore[arg-type]
-            await self.redis.expire(self.stats_key, 3600)
-        except Exception as exc:  # best effort: the processing path retries on its own
-            log.warning("could not publish stats: %s", exc)
+        await publish_stats(self.redis, self.stats_key, stats.counters())
         now = time.monotonic()
         if now - self._last_log >= 10:
             rate = (stats.events - self._last_events) / (now - self._last_log)
