@@ -552,6 +552,12 @@ def _view(method: str, handler: Any) -> type[faust.web.View]:
 
 def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
     """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
+    # faust would retry a refused handshake inside its own start-up, or stop with its own exit code: the
+    # same check as the aiokafka worker's first connection, before faust starts, stops with code 2.
+    problem = asyncio.run(security.diagnose(settings))
+    if problem is not None and problem.fatal:
+        log.error("not starting: %s", problem.reason)
+        raise SystemExit(2)
     app = create_app(settings)
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
