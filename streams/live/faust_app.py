@@ -57,7 +57,7 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import pass_lost_offsets, process_until_done
+from streams.live.worker import pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -299,8 +299,7 @@ class FaustWorker:
     # -- the agent, the timers ----------------------------------------------------------------------
 
     async def apply(self, events: Sequence[Any]) -> None:
-        """One batch taken off the stream: applied until it has landed in Redis and its outputs in Kafka."""
-        self.taken_at = time.monotonic()
+        """Batches taken off the stream: applied until they have landed in Redis and their outputs in Kafka."""
         messages = self._resynced([event.message for event in events])
         if messages:
             stats = self.processor.stats
@@ -326,12 +325,7 @@ class FaustWorker:
     async def report(self) -> None:
         """Publish the counters to Redis (dashboards, tests, the benchmark) and log them every 10 s."""
         stats = self.processor.stats
-        try:
-            # redis-py types `mapping` with invariant union keys, so it refuses a valid dict[str, int].
-            await self.redis.hset(self.stats_key, mapping=stats.counters())  # type: ignore[arg-type]
-            await self.redis.expire(self.stats_key, 3600)
-        except Exception as exc:  # best effort: the processing path retries on its own
-            log.warning("could not publish stats: %s", exc)
+        await publish_stats(self.redis, self.stats_key, stats.counters())
         now = time.monotonic()
         if now - self._last_log >= 10:
             rate = (stats.events - self._last_events) / (now - self._last_log)
@@ -353,6 +347,55 @@ class FaustWorker:
             if highwater is not None and highwater > applied + 1:
                 waiting.append(tp.partition)
         return sorted(waiting)
+
+
+class Handover:
+    """Batches taken by the agent, waiting for the one task that applies them, in the order taken.
+
+    faust's `noack_take` stops filling its buffer while the agent's body runs, so an agent that applied
+    each batch itself got only what arrived in `within` after the previous apply (a few hundred events,
+    each paying Redis's and Kafka's round trips). Here the agent only hands batches over; the applier
+    takes all that waited (up to `limit` events) as one batch. One apply runs at a time, in order, so the
+    processor's ordering and fencing are those of the inline agent; events are acknowledged only after
+    their apply, so a crash re-delivers them. The agent waits while `limit` events are waiting, which
+    bounds the unacknowledged events to about twice `limit`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting: list[Any] = []
+        self.filled = asyncio.Event()  # set when events wait
+        self.drained = asyncio.Event()  # set when the applier took some
+
+    async def put(self, events: Sequence[Any], applier: asyncio.Task[None]) -> None:
+        """Hand a batch over; wait while the applier is `limit` events behind. The applier's error, if it
+        stopped, is raised here (the agent then stops with it)."""
+        while len(self.waiting) >= self.limit and not applier.done():
+            self.drained.clear()
+            drained = asyncio.ensure_future(self.drained.wait())
+            try:
+                await asyncio.wait([drained, applier], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                drained.cancel()
+        if applier.done():
+            applier.result()  # its error, if it had one
+            raise RuntimeError("the task applying the batches stopped")
+        self.waiting.extend(events)
+        self.filled.set()
+
+    async def apply_all(self, worker: FaustWorker, stream: Any) -> None:
+        """Apply what waits, in order, one apply at a time, then acknowledge it; until cancelled."""
+        while True:
+            if not self.waiting:
+                self.filled.clear()
+                await self.filled.wait()
+                continue
+            events = self.waiting[: self.limit]
+            del self.waiting[: self.limit]
+            self.drained.set()
+            await worker.apply(events)
+            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
+                await stream.ack(event)
 
 
 class FaustEngine(WorkerEngine):
@@ -463,10 +506,17 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
 
     @app.agent(touchpoints, name="journey.touchpoints", concurrency=1)
     async def touchpoints_agent(stream: Any) -> None:  # a `faust.Stream`: its type omits `noack_take`
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            await worker.apply(events)
-            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
-                await stream.ack(event)
+        # Taking and applying are two tasks: while one batch is applied, faust goes on filling the next
+        # (its take buffer is frozen while the agent's body runs). See `Handover`.
+        handover = Handover(settings.batch_size)
+        applier = asyncio.create_task(handover.apply_all(worker, stream), name="journey.apply")
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+                worker.taken_at = time.monotonic()
+                await handover.put(events, applier)
+        finally:
+            applier.cancel()
+            await asyncio.gather(applier, return_exceptions=True)
 
     @app.timer(interval=settings.sweep_interval_s, name="journey.sweep")
     async def sweep() -> None:
@@ -502,6 +552,12 @@ def _view(method: str, handler: Any) -> type[faust.web.View]:
 
 def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
     """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
+    # faust would retry a refused handshake inside its own start-up, or stop with its own exit code: the
+    # same check as the aiokafka worker's first connection, before faust starts, stops with code 2.
+    problem = asyncio.run(security.diagnose(settings))
+    if problem is not None and problem.fatal:
+        log.error("not starting: %s", problem.reason)
+        raise SystemExit(2)
     app = create_app(settings)
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()

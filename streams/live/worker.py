@@ -24,6 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
@@ -299,12 +300,7 @@ class Worker:
         while not self.stopping.is_set():
             await asyncio.sleep(1.0)
             stats = self.processor.stats
-            try:
-                # redis-py types `mapping` with invariant union keys, so it refuses a valid dict[str, int].
-                await self.redis.hset(self.stats_key, mapping=stats.counters())  # type: ignore[arg-type]
-                await self.redis.expire(self.stats_key, 3600)
-            except Exception as exc:  # best effort: the processing path retries on its own
-                log.warning("could not publish stats: %s", exc)
+            await publish_stats(self.redis, self.stats_key, stats.counters())
             now = time.monotonic()
             if now - last_log >= 10:
                 rate = (stats.events - last_events) / (now - last_log)
@@ -346,6 +342,18 @@ class Worker:
             await self.producer.stop()
             await self.redis.aclose()
             log.info("stopped")
+
+
+async def publish_stats(redis: Any, key: str, counters: dict[str, int]) -> None:
+    """Write a worker's counters to its Redis stats hash, kept an hour (dashboards, tests, the benchmark).
+
+    Best effort, for both engines: a failure is logged and the next second's write tries again."""
+    try:
+        # redis-py types `mapping` with invariant union keys, so it refuses a valid dict[str, int].
+        await redis.hset(key, mapping=counters)
+        await redis.expire(key, 3600)
+    except Exception as exc:  # the processing path retries on its own
+        log.warning("could not publish stats: %s", exc)
 
 
 async def pass_lost_offsets(

@@ -244,13 +244,13 @@ def test_worker_runs_a_journey_over_tls(stack, secured_broker, ca, server_cert, 
 
 
 def test_worker_with_the_wrong_ca_stops_naming_the_tls_verification_failure(
-    stack, secured_broker, server_cert, tmp_path
+    stack, secured_broker, server_cert, tmp_path, engine
 ):
     other_ca = CertificateAuthority(tmp_path / "other-pki", name="some other CA")
     broker = secured_broker(server_cert)
     env = environment(stack, broker, JOURNEY_KAFKA_SECURITY_PROTOCOL="SSL", JOURNEY_KAFKA_SSL_CAFILE=str(other_ca.cert))
     log_path = tmp_path / "worker.log"
-    worker = start_worker(env, log_path)
+    worker = start_worker(env, log_path, engine)
     try:
         code = wait_for_exit(worker, timeout=60)
     finally:
