@@ -105,11 +105,25 @@ def topics() -> None:
     help="A file of customer ids, one a line (blank lines skipped).",
 )
 @click.option("--requested-by", default="journey-forget", show_default=True, help="Who asked: in the audit record.")
-def forget(customer_ids: tuple[str, ...], ids_file: Path | None, requested_by: str) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until the workers have applied every request (their partitions' commits passed it).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="With --wait: give up (exit code 1) after this many seconds.",
+)
+def forget(customer_ids: tuple[str, ...], ids_file: Path | None, requested_by: str, wait: bool, timeout: float) -> None:
     """Ask the workers to forget customers: one erasure request each on the input topic, keyed by the id.
 
     Keyed like the customer's own events, the request is applied in order with them and in the same
-    atomic commit; every request is validated as an input event is, before anything is sent.
+    atomic commit; every request is validated as an input event is, before anything is sent. With
+    --wait the command returns once each request's partition has committed past it: the customer's
+    keys are deleted then (the tombstones and audit record follow from the outbox).
     """
     import uuid
     from datetime import UTC, datetime
@@ -145,21 +159,63 @@ def forget(customer_ids: tuple[str, ...], ids_file: Path | None, requested_by: s
         except EventError as exc:
             raise click.ClickException(f"not a valid erasure request for {cid!r}: {exc.errors()[0]['msg']}") from exc
 
-    async def send() -> None:
+    async def send() -> dict[int, int]:
+        """Each partition's offset of its last request."""
         client = producer(settings)
         await client.start()
+        last: dict[int, int] = {}
         try:
             for request in requests:
-                await client.send_and_wait(
+                sent = await client.send_and_wait(
                     settings.topic_touchpoints,
                     key=request.customer_id.encode(),
                     value=request.model_dump_json().encode(),
                 )
+                last[sent.partition] = max(last.get(sent.partition, -1), sent.offset)
         finally:
             await client.stop()
+        return last
 
-    asyncio.run(send())
+    last = asyncio.run(send())
     click.echo(f"{len(requests)} erasure request(s) sent to {settings.topic_touchpoints}")
+    if wait:
+        _wait_applied(settings, last, timeout)
+        click.echo(f"applied: {len(requests)} erasure request(s)")
+
+
+def _wait_applied(settings: Settings, last: dict[int, int], timeout: float) -> None:
+    """Poll the partitions' marks (the last input offset each commit applied) until every one has passed
+    the offset given for it, for at most `timeout` seconds (then exit code 1, naming what is left)."""
+    import time
+
+    import redis
+
+    from streams.store import Keys, clients
+    from streams.text import printable, redact
+
+    keys = Keys.for_settings(settings)
+    client = clients.sync_client(settings)
+    deadline = time.monotonic() + timeout
+    waiting = dict(last)
+    try:
+        while True:
+            for partition, offset in list(waiting.items()):
+                stored = _bytes(client.hget(keys.mark(partition), "offset"))
+                if stored and int(stored) >= offset:
+                    del waiting[partition]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                left = ", ".join(f"partition {p} (offset {o})" for p, o in sorted(waiting.items()))
+                click.echo(f"not applied within {timeout:g} s: {left}; are the workers running?", err=True)
+                sys.exit(1)
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    except redis.exceptions.RedisError as exc:
+        raise click.ClickException(
+            f"cannot read progress from Redis: {printable(redact(str(exc), settings.secrets()))}"
+        ) from exc
+    finally:
+        client.close()
 
 
 @main.command("advance-clock")

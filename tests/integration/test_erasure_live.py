@@ -91,9 +91,12 @@ def test_journey_forget_end_to_end(deploy, tmp_path):
     d.wait_caught_up(timeout=90)
     ids = tmp_path / "ids.txt"
     ids.write_text("dan\n\n")
-    run = CliRunner().invoke(journey, ["forget", "cai", "--file", str(ids), "--requested-by", "ticket-9"], env=d.env)
+    args = ["forget", "cai", "--file", str(ids), "--requested-by", "ticket-9", "--wait", "--timeout", "60"]
+    run = CliRunner().invoke(journey, args, env=d.env)
     assert run.exit_code == 0, run.output
-    assert "2 erasure request(s)" in run.output
+    assert "2 erasure request(s) sent" in run.output and "applied: 2" in run.output
+    # --wait returned only once the commits passed the requests: the keys are gone already
+    assert set(d.states()) == {"eve"}
     d.wait_stat(worker, "erasures", 2, timeout=60)
     d.wait_caught_up(timeout=60)
     assert set(d.states()) == {"eve"}
@@ -101,6 +104,13 @@ def test_journey_forget_end_to_end(deploy, tmp_path):
     assert set(audits) == {"cai", "dan"} and {a["requested_by"] for a in audits.values()} == {"ticket-9"}
     bad = CliRunner().invoke(journey, ["forget", "bad\nid"], env=d.env)
     assert bad.exit_code != 0 and "not a valid erasure request" in bad.output
+
+    # no worker to apply it: --wait gives up after its timeout, saying so, and the customer is still held
+    d.stop_worker(worker)
+    late = CliRunner().invoke(journey, ["forget", "eve", "--wait", "--timeout", "2"], env=d.env)
+    assert late.exit_code == 1, late.output
+    assert "not applied within 2 s" in late.output
+    assert set(d.states()) == {"eve"}
 
 
 def test_erasure_of_a_quarantined_customer_deletes_the_quarantined_copy(deploy):
