@@ -128,7 +128,9 @@ class Watcher:
         self.seen_ids: set[str] = set()
         self.last_output = time.monotonic()
 
-    def show(self, topic: str, value: bytes) -> None:
+    def show(self, topic: str, value: bytes | None) -> None:
+        if value is None:  # a tombstone: a customer forgotten on request (`journey forget`) while it runs
+            return
         msg = json.loads(value)
         self.last_output = time.monotonic()
         s = self.settings
