@@ -55,6 +55,7 @@ class ReplayReport:
     changes: int = 0
     actions: int = 0
     customers: int = 0
+    erasures: int = 0  # customers forgotten on request (erasures.jsonl)
     lifecycle: Counter = field(default_factory=Counter)
     traits: Counter = field(default_factory=Counter)  # trait -> customers holding it at the end
     traits_entered: Counter = field(default_factory=Counter)  # trait -> changes that added it
@@ -88,6 +89,7 @@ class ReplayReport:
             "changes": self.changes,
             "actions": self.actions,
             "customers": self.customers,
+            "erasures": self.erasures,
             "until": self.until,
             "customers_per_lifecycle": {t: self.lifecycle[t] for t in ordered_types(self.lifecycle)},
             "customers_per_trait": dict(sorted(self.traits.items())),
@@ -114,7 +116,9 @@ class ReplayReport:
         console.print(
             f"{self.records} records: {self.events} events applied ({self.duplicates} duplicates), "
             f"{self.dead_letters} dead-lettered; {self.changes} changes, {self.actions} actions; "
-            f"{self.customers} customers; {self.elapsed_s:.1f}s"
+            f"{self.customers} customers"
+            + (f" ({self.erasures} forgotten on request)" if self.erasures else "")
+            + f"; {self.elapsed_s:.1f}s"
             + (f" ({self.records / self.elapsed_s:,.0f} records/s)" if self.elapsed_s else "")
         )
 

@@ -202,6 +202,7 @@ def _final_counts(replay: OfflineReplay, report: ReplayReport, store: RedisState
     counts = replay.counts
     report.events, report.duplicates = counts.events, counts.duplicates
     report.changes, report.actions = counts.changes, counts.actions
+    report.erasures = counts.erasures
     report.actions_suppressed.update(counts.suppressed)
     report.actions_deferred.update(counts.deferred)
     report.actions_held_out.update(counts.held_out)

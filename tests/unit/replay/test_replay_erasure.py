@@ -3,11 +3,14 @@ and a later event of the same id starts a new profile."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from schemas import TouchpointEvent
 from streams.core.model import load_model
 from streams.replay.engine import OfflineReplay
+from streams.replay.run import run_replay
+from streams.replay.sources import iter_records
 
 DAY0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
@@ -48,3 +51,17 @@ def test_replay_forgets_at_the_request_and_starts_a_new_profile_after():
     assert state.lifecycle == "prospect"
     assert [c.to for c in later.changes if c.dimension == "lifecycle"] == ["prospect"]
     assert [c.from_ for c in later.changes if c.dimension == "lifecycle"] == [None]
+
+
+def test_replay_run_writes_the_audit_record_and_counts_the_erasure(tmp_path):
+    rows = [e.model_dump(mode="json", by_alias=True) for e in (ev(1, "page_view", 0), ev(3, "erasure_request", 2))]
+    rows.append(ev(3, "erasure_request", 2).model_dump(mode="json", by_alias=True))  # re-sent: not counted again
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    report = run_replay(iter_records(source), load_model(), out_dir=out)
+    assert report.erasures == 1 and report.customers == 0
+    [audit] = [json.loads(line) for line in (out / "erasures.jsonl").read_text().splitlines()]
+    assert audit["customer_id"] == "ana" and audit["requested_by"] == "privacy-desk"
+    assert set(audit) == {"schema_version", "erasure_id", "customer_id", "requested_by", "requested_at"}
+    assert json.loads((out / "summary.json").read_text())["erasures"] == 1
