@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "client (it finds the other nodes), with the same TLS options.",
     )
     history_length: int = Field(
-        4, ge=1, le=100, description="Type changes kept per customer in Redis, newest first, for explain and profiles."
+        3, ge=1, le=100, description="Type changes kept per customer in Redis, newest first, for explain and profiles."
     )
     key_prefix: str = Field(
         "journey",

@@ -129,7 +129,7 @@ def _decode_into(
 #: A Redis client of either kind: one server, or a cluster.
 Client = aioredis.Redis | RedisCluster
 #: How many history entries a customer keeps unless the settings say.
-HISTORY_LENGTH = 4
+HISTORY_LENGTH = 3
 
 
 def by_partition(customers: Mapping[str, int]) -> dict[int, list[str]]:
