@@ -154,7 +154,7 @@ class Settings(BaseSettings):
         None, description="The nurture playbook (YAML); default: the shipped streams/core/playbook/default.yaml."
     )
     dedupe_window: PositiveInt = Field(
-        32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
+        16, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
     currency: Annotated[str, AfterValidator(check_currency)] = Field(
         "EUR", description="The currency (ISO 4217) the state keeps spend in; orders in another are converted."

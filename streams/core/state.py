@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
+
+from streams.core import ids
 
 #: The code each touchpoint kind is stored under in a state's counts: one character, fixed here rather than
 #: derived from the enum's order so that adding, removing or reordering kinds never changes what a stored
@@ -162,12 +164,12 @@ class CustomerState:
     suppressed_log: Annotated[list[list], Field(alias="sq")] = described(
         list, "Latest suppressions: [time, action, reason]."
     )
-    recent_events: Annotated[str, Field(alias="re")] = (
-        ""  # fingerprints of the latest event ids, 8 characters each, oldest first
-    )
-    # Fingerprints of those events' contents, 6 characters each, oldest first, aligned with the *end* of
+    # Fingerprints of the latest event ids (`ids.FINGERPRINT_CHARS` each), oldest first. Stored under `rf`;
+    # records of earlier versions hold longer ones under `re`, shortened on the way in (`from_json`).
+    recent_events: Annotated[str, Field(validation_alias=AliasChoices("rf", "re"), serialization_alias="rf")] = ""
+    # Fingerprints of those events' contents (`ids.CONTENT_CHARS` each), oldest first, aligned with the *end* of
     # `recent_events`: a state written before contents were kept has fewer (its older ids have none).
-    recent_contents: Annotated[str, Field(alias="rc")] = ""
+    recent_contents: Annotated[str, Field(validation_alias=AliasChoices("rd", "rc"), serialization_alias="rd")] = ""
 
     # quiet hours
     timezone: Annotated[str | None, Field(alias="tz")] = None  # the IANA zone the latest event named, if any
@@ -270,7 +272,17 @@ class CustomerState:
 
     @staticmethod
     def from_json(raw: bytes | str) -> CustomerState:
-        return _ADAPTER.validate_json(raw)
+        state = _ADAPTER.validate_json(raw)
+        if state.recent_events and (_LEGACY_EVENTS in raw if isinstance(raw, bytes) else '"re":"' in raw):
+            state._shorten_fingerprints()
+        return state
+
+    def _shorten_fingerprints(self) -> None:
+        """An earlier version's fingerprints (8 and 6 characters, under `re` and `rc`) as this one's: each is
+        the start of the longer one, so every remembered event is still recognised, with its content."""
+        events, contents = self.recent_events, self.recent_contents
+        self.recent_events = "".join(events[i : i + _FINGERPRINT] for i in range(0, len(events), _LEGACY_FINGERPRINT))
+        self.recent_contents = "".join(contents[i : i + _CONTENT] for i in range(0, len(contents), _LEGACY_CONTENT))
 
     def as_dict(self) -> dict:
         """Every field by its Python name (for people and tests; Redis holds the short keys)."""
@@ -297,3 +309,7 @@ class CustomerState:
 
 
 _ADAPTER = TypeAdapter(CustomerState)
+#: Where a record of an earlier version keeps its fingerprints, and how long theirs were.
+_LEGACY_EVENTS = b'"re":"'
+_LEGACY_FINGERPRINT, _LEGACY_CONTENT = 8, 6
+_FINGERPRINT, _CONTENT = ids.FINGERPRINT_CHARS, ids.CONTENT_CHARS
