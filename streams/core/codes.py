@@ -19,7 +19,9 @@ reads as a code, or starts with `!`, is stored behind a `!` (`encode` / `decode`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 #: The code alphabet: a code is one of these, or two of them (36 + 36 * 36 names per table).
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -194,3 +196,47 @@ EVIDENCE = Codes(
 def types_of(dimension: str) -> Codes:
     """The table of a change's `from` / `to`: lifecycle types or traits."""
     return LIFECYCLE if dimension == "lifecycle" else TRAITS
+
+
+#: How suppression reasons are worded (`streams/core/playbook/playbook.py`), each `{}` a part that varies. A
+#: stored reason that fits one is `[its place here, the parts]`; any other reason is stored as it is. Append-only,
+#: as the tables are; a template's fixed text has no braces.
+REASONS = (
+    "cooldown: sent {} days ago, cooldown {} days",
+    "frequency cap: {} marketing messages in the last 7 days (cap {})",
+    "lapsed: the last win-back was sent; no more marketing until they come back",
+    "lapsed: only the last win-back may reach them; no other marketing until they come back",
+    "no promotion while the customer is {}",
+    "cooldown: already waiting for the quiet hours to end, until {}",
+    "superseded: the playbook in force no longer has this action",
+    "superseded: the customer is no longer {} (now {})",
+    "superseded: the customer is no longer {}",
+    "superseded",
+)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile("(.*?)".join(re.escape(part) for part in template.split("{}")), re.DOTALL)
+
+
+_REASON_PATTERNS = tuple(_pattern(t) for t in REASONS)
+
+
+def encode_reason(reason: str) -> str | list[Any]:
+    """A suppression reason as stored: `[template, parts...]`, or the text when no template fits. The first
+    template that matches the whole text wins; putting the parts back into it gives the text again, exactly."""
+    for i, pattern in enumerate(_REASON_PATTERNS):
+        match = pattern.fullmatch(reason)
+        if match is not None:
+            return [i, *match.groups()]
+    return reason
+
+
+def decode_reason(stored: Any) -> Any:
+    """The text of a stored reason (records written before the templates hold the text itself)."""
+    if isinstance(stored, list) and stored and type(stored[0]) is int and 0 <= stored[0] < len(REASONS):
+        template = REASONS[stored[0]]
+        parts = [str(p) for p in stored[1:]]
+        if len(parts) == template.count("{}"):
+            return template.format(*parts)
+    return stored
