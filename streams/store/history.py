@@ -15,6 +15,10 @@ when it is the clearing of the type left (`trait.angry.cleared`). The cause is `
 event id that starts with the customer's id (the generator's and many producers' ids do), and `1` when
 it is the inactivity check at the change's own time (`inactivity@<at>`). That is about 80 bytes an entry.
 
+A customer's history is one Redis string, the entries joined by newlines, latest first (`commit.lua`
+writes it): Redis 7.0 keeps even a short list as a quicklist, about 80 bytes more. Earlier versions kept
+a list; `stored_entries` reads either, and the next commit of that customer turns the list into a string.
+
 `read` turns an entry back into the named form of a type change (evidence floats kept to three
 decimals); it also reads the entries of earlier versions: the same array with names (dimension `l` or
 `t`), that array with the change id first, and the full type-change JSON.
@@ -28,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_json
+from redis.exceptions import ResponseError
 
 from schemas import TypeChange
 from streams.core import codes, ids
@@ -121,6 +126,25 @@ def entry(change: TypeChange) -> bytes:
         _cause_code(change.caused_by, change.customer_id, at),
     ]
     return to_json(fields)
+
+
+def split(stored: bytes | str | None) -> list[bytes | str]:
+    """The entries of a stored history string, latest first."""
+    if not stored:
+        return []
+    parts: list[bytes | str] = []
+    parts.extend(stored.split(b"\n") if isinstance(stored, bytes) else stored.split("\n"))
+    return parts
+
+
+def stored_entries(client: Any, key: str) -> list[bytes | str]:
+    """The entries under a history key (a synchronous client's), whether a string or an earlier version's list."""
+    try:
+        return split(client.get(key))
+    except ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        return client.lrange(key, 0, -1)
 
 
 def _iso(ts: float) -> str:
