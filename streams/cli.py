@@ -333,6 +333,7 @@ def explain(customer_id: str) -> None:
     from streams.explain import render_customer, render_quarantined, render_released_note
     from streams.store import Keys, Unreadable, clients
     from streams.store.history import read as read_history
+    from streams.store.history import stored_entries
     from streams.store.journey import decode_state
     from streams.text import printable, redact
 
@@ -343,7 +344,7 @@ def explain(customer_id: str) -> None:
     try:
         partition = _customer_partition(settings, client, customer_id)
         raw = _bytes(client.get(keys.state(partition, customer_id)))
-        history = client.lrange(keys.history(partition, customer_id), 0, -1)
+        history = stored_entries(client, keys.history(partition, customer_id))
         record = {
             _text(k): _text(v)
             for k, v in client.hgetall(keys.quarantine(partition, customer_id)).items()

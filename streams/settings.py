@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         "client (it finds the other nodes), with the same TLS options.",
     )
     history_length: int = Field(
-        4, ge=1, le=100, description="Type changes kept per customer in Redis, newest first, for explain and profiles."
+        3, ge=1, le=100, description="Type changes kept per customer in Redis, newest first, for explain and profiles."
     )
     key_prefix: str = Field(
         "journey",
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         None, description="The nurture playbook (YAML); default: the shipped streams/core/playbook/default.yaml."
     )
     dedupe_window: PositiveInt = Field(
-        32, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
+        16, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
     currency: Annotated[str, AfterValidator(check_currency)] = Field(
         "EUR", description="The currency (ISO 4217) the state keeps spend in; orders in another are converted."

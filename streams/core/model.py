@@ -20,7 +20,7 @@ from streams.core.rules.compiled import Rules, load_rules
 class Model:
     rules: Rules
     playbook: Playbook
-    dedupe_window: int = 32
+    dedupe_window: int = 16
     money: Money = field(default_factory=Money)
 
     @property
@@ -31,7 +31,7 @@ class Model:
 def load_model(
     rules_file: str | Path | None = None,
     playbook_file: str | Path | None = None,
-    dedupe_window: int = 32,
+    dedupe_window: int = 16,
     money: Money | None = None,
     default_timezone: str = "UTC",
     holdout_salt: str | None = None,

@@ -8,7 +8,9 @@ Fields at their defaults are left out of the Redis record, and fields are stored
 short keys (see the aliases). The touchpoint kinds and stages that key `counts` and `last_by_stage`
 are stored as one-character codes from fixed tables (`TOUCHPOINT_CODES`, `STAGE_CODES`), mapped by
 pydantic's compiled validator and serialiser so the worker's hot path stays in Rust; records written
-before the codes, with the names themselves, still decode. In memory the keys stay the names.
+before the codes, with the names themselves, still decode. In memory the keys stay the names. The names
+the rules, the playbook and events bring (lifecycle type, traits, actions, channels, suppression reasons)
+are stored as codes too (`streams/core/codes.py`), through small Python hooks on those fields.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter
 from typing_extensions import TypedDict
+
+from streams.core import codes, ids
 
 #: The code each touchpoint kind is stored under in a state's counts: one character, fixed here rather than
 #: derived from the enum's order so that adding, removing or reordering kinds never changes what a stored
@@ -81,12 +85,82 @@ def _keys_as_codes(name: str, codes: dict[str, str], value: type) -> Any:
     return coded
 
 
-if TYPE_CHECKING:  # to the code they are plain dicts (keyed by the enum values)
+def _decoded_keys(table: codes.Codes) -> Any:
+    decode = table.decode
+    return BeforeValidator(lambda v: {decode(k): x for k, x in v.items()} if isinstance(v, dict) else v)
+
+
+def _encoded_keys(table: codes.Codes) -> Any:
+    encode = table.encode
+    return PlainSerializer(lambda v: {encode(k): x for k, x in v.items()}, when_used="json")
+
+
+def _decoded_name(table: codes.Codes) -> Any:
+    decode = table.decode
+    return BeforeValidator(lambda v: decode(v) if isinstance(v, str) else v)
+
+
+def _encoded_name(table: codes.Codes) -> Any:
+    encode = table.encode
+    return PlainSerializer(lambda v: None if v is None else encode(v), when_used="json")
+
+
+def _decoded_names(table: codes.Codes) -> Any:
+    decode = table.decode
+    return BeforeValidator(lambda v: [decode(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v)
+
+
+def _encoded_names(table: codes.Codes) -> Any:
+    encode = table.encode
+    return PlainSerializer(lambda v: [encode(x) for x in v], when_used="json")
+
+
+def _decoded_suppressions(value: Any) -> Any:
+    """`[time, action, reason]` entries as stored (coded, or names and text as earlier versions wrote them)."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for entry in value:
+        if isinstance(entry, list) and len(entry) == 3:
+            at, action, reason = entry
+            entry = [
+                at,
+                codes.ACTIONS.decode(action) if isinstance(action, str) else action,
+                codes.decode_reason(reason),
+            ]
+        out.append(entry)
+    return out
+
+
+def _encoded_suppressions(value: list[list]) -> list[list]:
+    return [
+        [entry[0], codes.ACTIONS.encode(entry[1]), codes.encode_reason(entry[2])]
+        if len(entry) == 3 and isinstance(entry[1], str) and isinstance(entry[2], str)
+        else entry
+        for entry in value
+    ]
+
+
+if TYPE_CHECKING:  # to the code they are plain dicts (keyed by the enum values) and plain names
     _Counts = dict[str, int]
     _ByStage = dict[str, float]
+    _Lifecycle = str | None
+    _Traits = dict[str, float]
+    _Actions = dict[str, float]
+    _Channels = list[str]
+    _Suppressions = list[list]
 else:
     _Counts = _keys_as_codes("Counts", TOUCHPOINT_CODES, int)
     _ByStage = _keys_as_codes("ByStage", STAGE_CODES, float)
+    # Names from the rules, the playbook and the events, as codes (`streams/core/codes.py`): in Python, as
+    # these tables pass any other name through (custom rules and playbooks), which a TypedDict cannot.
+    _Lifecycle = Annotated[str | None, _decoded_name(codes.LIFECYCLE), _encoded_name(codes.LIFECYCLE)]
+    _Traits = Annotated[dict[str, float], _decoded_keys(codes.TRAITS), _encoded_keys(codes.TRAITS)]
+    _Actions = Annotated[dict[str, float], _decoded_keys(codes.ACTIONS), _encoded_keys(codes.ACTIONS)]
+    _Channels = Annotated[list[str], _decoded_names(codes.CHANNELS), _encoded_names(codes.CHANNELS)]
+    _Suppressions = Annotated[
+        list[list], BeforeValidator(_decoded_suppressions), PlainSerializer(_encoded_suppressions, when_used="json")
+    ]
 
 
 def described(default_factory, description: str = ""):
@@ -109,7 +183,7 @@ class CustomerState:
     last_seen: Annotated[float, Field(alias="ls")]
     last_by_stage: Annotated[_ByStage, Field(alias="st")] = described(dict)
     counts: Annotated[_Counts, Field(alias="n")] = described(dict, "Events per touchpoint kind.")
-    channels: Annotated[list[str], Field(alias="ch")] = described(list, "Distinct channels used (at most 8).")
+    channels: Annotated[_Channels, Field(alias="ch")] = described(list, "Distinct channels used (at most 8).")
 
     # purchases
     purchases: Annotated[int, Field(alias="p")] = 0
@@ -146,32 +220,30 @@ class CustomerState:
     segment: Annotated[str | None, Field(alias="sg")] = None
 
     # classification
-    lifecycle: Annotated[str | None, Field(alias="lt")] = None
+    lifecycle: Annotated[_Lifecycle, Field(alias="lt")] = None
     lifecycle_since: Annotated[float | None, Field(alias="lts")] = None
-    traits: Annotated[dict[str, float], Field(alias="tr")] = described(dict, "Trait name -> time it was entered.")
+    traits: Annotated[_Traits, Field(alias="tr")] = described(dict, "Trait name -> time it was entered.")
     checked_at: Annotated[float | None, Field(alias="ck")] = None  # the instant the rules last judged this customer
     due_at: Annotated[float | None, Field(alias="du")] = (
         None  # when time alone could next change them (kept: computed once per change)
     )
 
     # actions
-    actions_sent: Annotated[dict[str, float], Field(alias="as")] = described(
-        dict, "Action -> last time sent (cooldowns)."
-    )
+    actions_sent: Annotated[_Actions, Field(alias="as")] = described(dict, "Action -> last time sent (cooldowns).")
     marketing_log: Annotated[list[float], Field(alias="ml")] = described(
         list, "Times of the latest marketing sends (the weekly cap)."
     )
     final_win_back_at: Annotated[float | None, Field(alias="fw")] = None
     actions_suppressed: Annotated[int, Field(alias="su")] = 0
-    suppressed_log: Annotated[list[list], Field(alias="sq")] = described(
+    suppressed_log: Annotated[_Suppressions, Field(alias="sq")] = described(
         list, "Latest suppressions: [time, action, reason]."
     )
-    recent_events: Annotated[str, Field(alias="re")] = (
-        ""  # fingerprints of the latest event ids, 8 characters each, oldest first
-    )
-    # Fingerprints of those events' contents, 6 characters each, oldest first, aligned with the *end* of
+    # Fingerprints of the latest event ids (`ids.FINGERPRINT_CHARS` each), oldest first. Stored under `rf`;
+    # records of earlier versions hold longer ones under `re`, shortened on the way in (`from_json`).
+    recent_events: Annotated[str, Field(validation_alias=AliasChoices("rf", "re"), serialization_alias="rf")] = ""
+    # Fingerprints of those events' contents (`ids.CONTENT_CHARS` each), oldest first, aligned with the *end* of
     # `recent_events`: a state written before contents were kept has fewer (its older ids have none).
-    recent_contents: Annotated[str, Field(alias="rc")] = ""
+    recent_contents: Annotated[str, Field(validation_alias=AliasChoices("rd", "rc"), serialization_alias="rd")] = ""
 
     # quiet hours
     timezone: Annotated[str | None, Field(alias="tz")] = None  # the IANA zone the latest event named, if any
@@ -280,7 +352,17 @@ class CustomerState:
 
     @staticmethod
     def from_json(raw: bytes | str) -> CustomerState:
-        return _ADAPTER.validate_json(raw)
+        state = _ADAPTER.validate_json(raw)
+        if state.recent_events and (_LEGACY_EVENTS in raw if isinstance(raw, bytes) else '"re":"' in raw):
+            state._shorten_fingerprints()
+        return state
+
+    def _shorten_fingerprints(self) -> None:
+        """An earlier version's fingerprints (8 and 6 characters, under `re` and `rc`) as this one's: each is
+        the start of the longer one, so every remembered event is still recognised, with its content."""
+        events, contents = self.recent_events, self.recent_contents
+        self.recent_events = "".join(events[i : i + _FINGERPRINT] for i in range(0, len(events), _LEGACY_FINGERPRINT))
+        self.recent_contents = "".join(contents[i : i + _CONTENT] for i in range(0, len(contents), _LEGACY_CONTENT))
 
     def as_dict(self) -> dict:
         """Every field by its Python name (for people and tests; Redis holds the short keys)."""
@@ -307,3 +389,7 @@ class CustomerState:
 
 
 _ADAPTER = TypeAdapter(CustomerState)
+#: Where a record of an earlier version keeps its fingerprints, and how long theirs were.
+_LEGACY_EVENTS = b'"re":"'
+_LEGACY_FINGERPRINT, _LEGACY_CONTENT = 8, 6
+_FINGERPRINT, _CONTENT = ids.FINGERPRINT_CHARS, ids.CONTENT_CHARS

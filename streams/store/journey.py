@@ -24,10 +24,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from streams.core import CustomerState
 from streams.core.intake import bounded_error, describe
+from streams.store import history
 from streams.store.keys import Keys
 
 COMMIT_LUA = resources.files("streams.store").joinpath("lua/commit.lua").read_text()
@@ -131,7 +132,7 @@ def _decode_into(
 #: A Redis client of either kind: one server, or a cluster.
 Client = aioredis.Redis | RedisCluster
 #: How many history entries a customer keeps unless the settings say.
-HISTORY_LENGTH = 4
+HISTORY_LENGTH = 3
 
 
 def by_partition(customers: Mapping[str, int]) -> dict[int, list[str]]:
@@ -173,7 +174,14 @@ class JourneyStore:
         return self.keys.history(partition, customer_id)
 
     async def history(self, partition: int, customer_id: str) -> list[bytes | str]:
-        return await self.client.lrange(self.history_key(partition, customer_id), 0, -1)
+        """The customer's stored history entries, latest first (a string; an earlier version's list too)."""
+        key = self.history_key(partition, customer_id)
+        try:
+            return history.split(await self.client.get(key))
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            return await self.client.lrange(key, 0, -1)
 
     def state_key(self, partition: int, customer_id: str) -> str:
         return self.keys.state(partition, customer_id)

@@ -3,7 +3,8 @@
 With P the configured key prefix, T the input topic and N an input partition:
 
     P:{pN}:c:<customer id>    the customer's state (JSON)
-    P:{pN}:h:<customer id>    list: the customer's latest type changes, newest first (for `journey explain`)
+    P:{pN}:h:<customer id>    string: the customer's latest type changes, newest first, one per line (for `journey
+                              explain`; earlier versions kept a list, still read: streams/store/history.py)
     P:{pN}:q:<customer id>    hash: the quarantine record of a customer whose state cannot be read: state
                               (the raw state as found), reason, since (ISO time), found (by which event or sweep)
     P:{pN}:mark:T             hash: offset (last applied input offset), clock (latest event time),

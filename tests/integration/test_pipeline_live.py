@@ -13,6 +13,7 @@ from journeys import event as touchpoint
 from streams.cli import main
 from streams.local import sample
 from streams.store.history import read as read_history
+from streams.store.history import stored_entries
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def test_a_journey_goes_prospect_new_loyal_at_risk_and_back(deploy, store_env, e
     assert state["suppressed_log"][-1][2].startswith("cooldown")
     # the history `journey explain` reads holds the changes, newest first
     history = [
-        read_history(h, "alice") for h in d.redis.lrange(d.keys.history(d.partition_of("alice"), "alice"), 0, -1)
+        read_history(h, "alice") for h in stored_entries(d.redis, d.keys.history(d.partition_of("alice"), "alice"))
     ]
     assert [h["change_id"] for h in history] == [c["change_id"] for c in reversed(all_changes)][
         : d.settings.history_length

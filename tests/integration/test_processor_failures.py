@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from schemas import TouchpointEvent
-from streams.core import CustomerState
+from streams.core import CustomerState, ids
 from streams.core.intake import RawMessage
 from streams.core.model import Model, load_model
 from streams.core.playbook.playbook import Playbook
@@ -130,4 +130,4 @@ def test_a_failure_keeps_the_batchs_earlier_events_of_the_customer(stack):
     assert state.counts == {"page_view": 3}
     assert state.purchases == 0 and state.total_spend == 0 and state.lifecycle == "prospect"
     assert state.last_seen == (START + timedelta(days=3)).timestamp()
-    assert len(state.recent_events) == 3 * 8, "each applied event's fingerprint once"
+    assert len(state.recent_events) == 3 * ids.FINGERPRINT_CHARS, "each applied event's fingerprint once"

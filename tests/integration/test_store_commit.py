@@ -69,3 +69,32 @@ def test_big_batches_are_written_whole(stack):
     assert out["history_c0"] == list(range(CHANGES_OF_ONE - 1, CHANGES_OF_ONE - 21, -1))
     assert out["history_c1"] == [0]
     assert out["outbox"] == CHANGES_OF_ONE + 2
+
+
+async def _history_over_an_earlier_list(redis_url: str) -> dict:
+    """A history an earlier version kept as a Redis list: read as it is, then carried on as a string."""
+    client = aioredis.Redis.from_url(redis_url)
+    store = JourneyStore(client, "list-history", "touchpoints", history_length=3)
+    key = store.history_key(0, "old")
+    await client.rpush(key, b'{"n":2}', b'{"n":1}', b'{"n":0}')  # latest first, as LPUSH left it
+    before = [json.loads(h)["n"] for h in await store.history(0, "old")]
+    commit = PartitionCommit(0, None, 1, 1.0, token="w:1")
+    commit.states = {"old": _state("old", 1.0)}
+    commit.history = {"old": [b'{"n":3}', b'{"n":4}']}
+    await store.commit([commit])
+    kind = await client.type(key)
+    after = [json.loads(h)["n"] for h in await store.history(0, "old")]
+    again = PartitionCommit(0, 1, 2, 2.0, token="w:2")
+    again.states = {"old": _state("old", 2.0)}
+    again.history = {"old": [b'{"n":5}']}
+    await store.commit([again])
+    last = [json.loads(h)["n"] for h in await store.history(0, "old")]
+    await client.aclose()
+    return {"before": before, "kind": kind, "after": after, "last": last}
+
+
+def test_a_history_kept_as_a_list_by_an_earlier_version_is_read_and_carried_on(stack):
+    out = asyncio.run(_history_over_an_earlier_list(stack.redis_url))
+    assert out["before"] == [2, 1, 0]
+    assert out["kind"] == b"string"
+    assert out["after"] == [4, 3, 2] and out["last"] == [5, 4, 3]

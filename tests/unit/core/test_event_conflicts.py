@@ -188,3 +188,36 @@ def test_every_field_of_the_schema_takes_part_in_the_content_fingerprint():
             changed[name] = OTHER_VALUES[name]
         a, b = ids.content_fingerprint(parsed(base)), ids.content_fingerprint(parsed(changed))
         assert a != b, f"{name} does not change the content fingerprint"
+
+
+#: A record as the version before the shorter fingerprints wrote it (8 + 6 characters, under `re` / `rc`):
+#: page view e1 and purchase e2 of `old-2`, each with its content.
+def _longer_fingerprints_record() -> bytes:
+    from base64 import urlsafe_b64encode
+    from hashlib import blake2b
+
+    def long_id(event_id: str) -> str:
+        return urlsafe_b64encode(blake2b(event_id.encode(), digest_size=6).digest()).decode()
+
+    state = CustomerState.from_json(OLD_RECORD.replace(b'"re":"_LMgnF0JZ5Q9BnIh"', b'"re":""'))
+    contents = [
+        ids.content_fingerprint(parsed(page_view("e1", "old-2"))),
+        ids.content_fingerprint(parsed(purchase("e2", "old-2"))),
+    ]
+    raw = state.to_json().rstrip(b"}")
+    # the earlier content fingerprint was 6 characters of which today's 4 are the start: pad with 2 others
+    events, padded = long_id("e1") + long_id("e2"), "".join(c + "xy" for c in contents)
+    return raw + f',"re":"{events}","rc":"{padded}"}}'.encode()
+
+
+def test_a_state_with_the_longer_fingerprints_still_dedupes_and_sees_conflicts():
+    raw = _longer_fingerprints_record()
+    assert b'"re":"' in raw and len(CustomerState.from_json(raw).recent_events) == 2 * ids.FINGERPRINT_CHARS
+    state = CustomerState.from_json(raw)
+    assert state.recent_contents == "".join(
+        ids.content_fingerprint(parsed(e)) for e in (page_view("e1", "old-2"), purchase("e2", "old-2"))
+    )
+    assert apply_event(state, parsed(page_view("e1", "old-2")), MODEL).duplicate  # the same re-sent
+    assert apply_event(state, parsed(purchase("e1", "old-2")), MODEL).conflict  # the id with other content
+    assert not apply_event(state, parsed(page_view("e9", "old-2")), MODEL).duplicate
+    assert b'"re"' not in state.to_json() and CustomerState.from_json(state.to_json()) == state

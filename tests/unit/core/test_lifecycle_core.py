@@ -608,7 +608,7 @@ def test_dedupe_window_keeps_only_the_last_event_ids():
 
 def test_default_dedupe_window_length():
     window = MODEL.dedupe_window
-    assert window == 32
+    assert window == 16
     n = window + 10
     state, _ = run([event(f"e{i}", i / 10) for i in range(n)])
     assert apply_event(state, event(f"e{n - 1}", (n - 1) / 10), MODEL).duplicate

@@ -18,6 +18,14 @@ def full_state() -> CustomerState:
             values[f.name] = {"purchase": 1.5}
         elif kind.startswith("dict[str, tuple"):  # consent: channel -> (granted, time, source)
             values[f.name] = {"sms": (True, 1.5, "signup_form"), "email": (False, 2.5, None)}
+        elif kind.startswith("_Lifecycle"):  # names stored as codes (streams/core/codes.py)
+            values[f.name] = "loyal"
+        elif kind.startswith(("_Traits", "_Actions")):
+            values[f.name] = {"angry": 1.5, "win_back_offer": 2.5, "custom_name": 3.5}
+        elif kind.startswith("_Channels"):
+            values[f.name] = ["web", "fax"]
+        elif kind.startswith("_Suppressions"):
+            values[f.name] = [[1.5, "win_back_offer", "cooldown: sent 2.0 days ago, cooldown 30 days"], [2.5, "x", "y"]]
         elif kind.startswith("dict"):
             values[f.name] = {"x": 1.5} if "float" in kind.split("]")[0] else {"x": 2}
         elif kind.startswith("list[list"):
@@ -140,3 +148,51 @@ def test_a_record_of_the_previous_version_still_decodes():
 def test_an_unknown_touchpoint_kind_in_a_record_is_refused():
     with pytest.raises(ValueError):
         CustomerState.from_json(b'{"id":"c","fs":1,"ls":2,"n":{"teleport":1}}')
+
+
+def test_names_are_stored_as_codes_and_read_back_as_names():
+    """Types, actions, channels and suppression reasons take a few characters each in Redis (codes.py)."""
+    state = CustomerState(
+        "c1",
+        1.0,
+        2.0,
+        channels=["web", "fax"],
+        lifecycle="at_risk",
+        traits={"angry": 1.0},
+        actions_sent={"win_back_offer": 2.0, "my_action": 2.0},
+        suppressed_log=[[2.0, "lifecycle_coupon", "no promotion while the customer is angry"]],
+    )
+    raw = state.to_json()
+    for name in (b"at_risk", b'"angry":', b"win_back_offer", b"lifecycle_coupon", b"web", b"promotion"):
+        assert name not in raw
+    assert b"my_action" in raw and b"fax" in raw  # names outside the tables are kept as they are
+    assert CustomerState.from_json(raw) == state
+    assert CustomerState.from_json(raw).as_dict()["actions_sent"] == {"win_back_offer": 2.0, "my_action": 2.0}
+
+
+#: A record as the version before these codes wrote it: names, and fingerprints of 8 and 6 characters.
+NAMED_RECORD = (
+    b'{"id":"cust-000257","fs":1775443332.861,"ls":1789851613.507,"st":{"b":1775737036.895},"n":{"e":1,"u":9},'
+    b'"ch":["store","app","web","email"],"p":9,"sp":1920.66,"lt":"loyal","lts":1789774278.93,'
+    b'"tr":{"international":1775443332.861,"angry":1778863051.52},"ck":1789851613.507,'
+    b'"as":{"multilingual_routing":1775443332.861,"loyalty_programme_invite":1788452046.459},"su":2,'
+    b'"sq":[[1782213538.842,"lifecycle_coupon","no promotion while the customer is angry"],'
+    b'[1789661646.459,"referral_programme","cooldown: sent 50.6 days ago, cooldown 90 days"]],'
+    b'"re":"xXexdfJQnzI40HxjyR9K8ilG","rc":"i05yl9sxHR-mNrOiFr"}'
+)
+
+
+def test_a_record_with_names_of_the_previous_version_still_decodes():
+    state = CustomerState.from_json(NAMED_RECORD)
+    assert state.lifecycle == "loyal" and state.channels == ["store", "app", "web", "email"]
+    assert set(state.traits) == {"international", "angry"}
+    assert set(state.actions_sent) == {"multilingual_routing", "loyalty_programme_invite"}
+    assert state.suppressed_log[1] == [
+        1789661646.459,
+        "referral_programme",
+        "cooldown: sent 50.6 days ago, cooldown 90 days",
+    ]
+    assert state.recent_events == "xXexdfJ" + "nzI40Hx" + "yR9K8il"  # the start of each earlier fingerprint
+    assert state.recent_contents == "i05y" + "sxHR" + "NrOi"
+    assert CustomerState.from_json(state.to_json()) == state
+    assert len(state.to_json()) < len(NAMED_RECORD) - 150

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from journeys import alice
 
@@ -50,3 +51,22 @@ def test_values_json_cannot_carry_become_null():
     assert _plain({"age": float("inf"), "n": [1.5, float("nan")], "ok": 2}) == {"age": None, "n": [1.5, None], "ok": 2}
     assert when(None) is None
     assert when(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+def test_the_profile_from_what_redis_stores_shows_the_same_names():
+    """Redis holds codes (streams/core/codes.py); the profile, like explain, shows the names, as before them."""
+    from schemas import TypeChange
+    from streams.core import CustomerState
+    from streams.store.history import entry, read
+
+    state, history, model, _ = alice()
+    stored_state = state.to_json()
+    stored_history = [entry(TypeChange.model_validate(change)) for change in history]
+    assert b"loyal" not in stored_state and not any(b"loyal" in raw for raw in stored_history)
+    from_redis = build_profile(
+        CustomerState.from_json(stored_state), [read(raw, "alice") for raw in stored_history], model
+    )
+    direct = build_profile(state, history, model)
+    for change in from_redis["changes"] + direct["changes"]:  # times are kept to the ms, written out in µs
+        change["at"] = datetime.fromisoformat(change["at"])
+    assert from_redis == direct
