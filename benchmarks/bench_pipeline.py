@@ -351,7 +351,8 @@ def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) ->
 async def read_stats(client: aioredis.Redis, keys: Keys) -> dict[str, int]:
     """The sum of every worker's stats hash (`streams/store/keys.py`)."""
     totals: dict[str, int] = {}
-    for key in await client.keys(keys.stats_pattern):
+    # SCAN, not KEYS: on a cluster client scan_iter visits every master, KEYS only one.
+    async for key in client.scan_iter(match=keys.stats_pattern):
         for field, value in (await client.hgetall(key)).items():
             name = field.decode()
             totals[name] = totals.get(name, 0) + int(value)
@@ -879,6 +880,7 @@ async def table_row(
             stop_worker(proc)
             box.pop(f"worker-{name}-{i}", None)
     assert first is not None
+    console.print(f"{name}: {n / (now - first):,.0f} ev/s")
     return PipelineResult(n, now - first, now - started, stats, {})
 
 
