@@ -72,6 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a pl
 from streams.kafka import clients
 from streams.kafka.topics import ensure_topics
 from streams.local import sample
+from streams.local.cluster import RedisCluster
 from streams.local.demo import local_env, start_worker, stop_worker
 from streams.local.stack import LocalStack
 from streams.settings import Settings
@@ -113,6 +114,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=15.0,
         help="the worker serves its HTTP endpoint and /metrics is scraped this often during (b) and (c), "
         "as Prometheus would (s; 0: endpoint off)",
+    )
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="instead of (a)-(c): one worker on one Redis, one worker on a three-master Redis Cluster and two "
+        "workers sharing the partitions, on the same events, printed as one table",
     )
     return p.parse_args(argv)
 
@@ -344,7 +351,8 @@ def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) ->
 async def read_stats(client: aioredis.Redis, keys: Keys) -> dict[str, int]:
     """The sum of every worker's stats hash (`streams/store/keys.py`)."""
     totals: dict[str, int] = {}
-    for key in await client.keys(keys.stats_pattern):
+    # SCAN, not KEYS: on a cluster client scan_iter visits every master, KEYS only one.
+    async for key in client.scan_iter(match=keys.stats_pattern):
         for field, value in (await client.hgetall(key)).items():
             name = field.decode()
             totals[name] = totals.get(name, 0) + int(value)
@@ -831,6 +839,85 @@ async def phases(args, stack: LocalStack, env: dict[str, str], box: dict) -> Non
     print_engines(bare, ceiling, pipes)
 
 
+# --------------------------------------------------------------------------- --table
+
+
+async def table_row(
+    args, stack: LocalStack, env: dict[str, str], name: str, workers: int, ends: dict[int, int], box: dict
+) -> PipelineResult:
+    """`workers` worker processes in one group on the pre-produced input, timed from the first batch applied
+    until every partition mark reaches its end offset and every outbox is empty."""
+    env = {**engine_env(env, name), "JOURNEY_HTTP_PORT": "0"}
+    settings = settings_from_env(env)
+    await ensure_topics(settings)
+    procs = []
+    for i in range(workers):
+        proc = start_worker(env, stack.workdir / f"worker-{name}-{i}.log")
+        procs.append(proc)
+        box[f"worker-{name}-{i}"] = proc
+    client = redis_clients.async_client(settings)
+    store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
+    n = sum(ends.values())
+    started = time.monotonic()
+    first = None
+    try:
+        while True:
+            for i, proc in enumerate(procs):
+                check_alive(proc, stack.workdir / f"worker-{name}-{i}.log")
+            applied, backlog = await applied_and_backlog(store, settings.partitions)
+            now = time.monotonic()
+            if sum(applied.values()) and first is None:
+                first = now
+            if all(applied[p] >= ends[p] for p in ends) and backlog == 0:
+                break
+            if now - started > args.stall_timeout * 5:
+                raise BenchError(f"{name}: not caught up within {args.stall_timeout * 5:.0f}s")
+            await asyncio.sleep(0.05)
+        stats = await wait_for_stats(client, Keys.for_settings(settings), n, procs[0], stack.workdir / "w.log")
+    finally:
+        await client.aclose()
+        for i, proc in enumerate(procs):
+            stop_worker(proc)
+            box.pop(f"worker-{name}-{i}", None)
+    assert first is not None
+    console.print(f"{name}: {n / (now - first):,.0f} ev/s")
+    return PipelineResult(n, now - first, now - started, stats, {})
+
+
+async def table(args, stack: LocalStack, env: dict[str, str], box: dict) -> None:
+    """The capacity table of issue 12: the same events through three deployments, one after another."""
+    settings = settings_from_env(env)
+    await ensure_topics(settings)
+    messages, _ = load_events(args.customers, args.max_events, args.seed)
+    n = len(messages)
+    _, ends = await preproduce(stack.bootstrap, settings.topic_touchpoints, messages)
+    ends = {p: ends.get(p, 0) for p in range(settings.partitions)}
+    del messages
+    cluster = RedisCluster(stack.workdir / "redis-cluster")
+    try:
+        cluster_env = {**env, "JOURNEY_REDIS_URL": cluster.url, "JOURNEY_REDIS_CLUSTER": "true"}
+        rows = [
+            ("1 worker, 1 Redis", await table_row(args, stack, env, "one", 1, ends, box)),
+            ("1 worker, 3-master cluster", await table_row(args, stack, cluster_env, "cluster", 1, ends, box)),
+            ("2 workers, 1 Redis", await table_row(args, stack, env, "two", 2, ends, box)),
+        ]
+    finally:
+        cluster.close()
+    t = Table(title=f"{n:,} events, {settings.partitions} partitions, metrics endpoint off")
+    for col in ("deployment", "events/s", "µs/event", "batches", "Redis round trips", "s incl. join"):
+        t.add_column(col, justify="right")
+    for name, r in rows:
+        t.add_row(
+            name,
+            f"{r.rate:,.0f}",
+            f"{1e6 / r.rate:.0f}",
+            str(r.stats.get("batches", "?")),
+            str(r.stats.get("redis_round_trips", r.stats.get("round_trips", "?"))),
+            f"{r.seconds_with_join:.1f}",
+        )
+    console.print(t)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -852,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scrape_every > 0:
             env["JOURNEY_HTTP_PORT"] = str(free_port())
         console.print(f"broker {stack.bootstrap}, Redis {stack.redis_url}, logs in {stack.workdir}")
-        asyncio.run(phases(args, stack, env, box))
+        asyncio.run((table if args.table else phases)(args, stack, env, box))
         return 0
     except BenchError as exc:
         console.print("[red]benchmark failed:[/]")
@@ -862,8 +949,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted: stopping the worker, the broker and Redis[/]")
         return 130
     finally:
-        if "worker" in box:
-            stop_worker(box["worker"])
+        for proc in box.values():
+            stop_worker(proc)
         stack.stop()
 
 
