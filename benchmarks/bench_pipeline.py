@@ -873,7 +873,9 @@ async def table_row(
             if now - started > args.stall_timeout * 5:
                 raise BenchError(f"{name}: not caught up within {args.stall_timeout * 5:.0f}s")
             await asyncio.sleep(0.05)
-        stats = await wait_for_stats(client, Keys.for_settings(settings), n, procs[0], stack.workdir / "w.log")
+        stats = await wait_for_stats(
+            client, Keys.for_settings(settings), n, procs[0], stack.workdir / f"worker-{name}-0.log"
+        )
     finally:
         await client.aclose()
         for i, proc in enumerate(procs):
@@ -904,14 +906,13 @@ async def table(args, stack: LocalStack, env: dict[str, str], box: dict) -> None
     finally:
         cluster.close()
     t = Table(title=f"{n:,} events, {settings.partitions} partitions, metrics endpoint off")
-    for col in ("deployment", "events/s", "µs/event", "batches", "Redis round trips", "s incl. join"):
+    for col in ("deployment", "events/s", "wall µs/event", "Redis round trips", "s incl. join"):
         t.add_column(col, justify="right")
     for name, r in rows:
         t.add_row(
             name,
             f"{r.rate:,.0f}",
             f"{1e6 / r.rate:.0f}",
-            str(r.stats.get("batches", "?")),
             str(r.stats.get("redis_round_trips", r.stats.get("round_trips", "?"))),
             f"{r.seconds_with_join:.1f}",
         )
