@@ -3,6 +3,7 @@
 
     python benchmarks/bench_pipeline.py [--customers N] [--max-events N] [--partitions P]
                                         [--steady-rate R] [--steady-seconds S] [--engines aiokafka,faust]
+    python benchmarks/bench_pipeline.py --table [--customers N] [--max-events N]   (deployments side by side)
 
 One run starts a Tansu broker and a redis-server (`LocalStack`), creates the topics, and:
 
