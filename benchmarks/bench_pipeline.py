@@ -859,16 +859,18 @@ async def table_row(
     client = redis_clients.async_client(settings)
     store = JourneyStore(client, settings.key_prefix, settings.topic_touchpoints)
     n = sum(ends.values())
+    logs = [stack.workdir / f"worker-{name}-{i}.log" for i in range(workers)]
     started = time.monotonic()
     first = None
+    counted = n  # the events timed: with several workers, those applied after all of them hold partitions
     try:
         while True:
-            for i, proc in enumerate(procs):
-                check_alive(proc, stack.workdir / f"worker-{name}-{i}.log")
+            for proc, log_path in zip(procs, logs, strict=True):
+                check_alive(proc, log_path)
             applied, backlog = await applied_and_backlog(store, settings.partitions)
             now = time.monotonic()
-            if sum(applied.values()) and first is None:
-                first = now
+            if first is None and sum(applied.values()) and shared(logs, settings.partitions):
+                first, counted = now, n - sum(applied.values())
             if all(applied[p] >= ends[p] for p in ends) and backlog == 0:
                 break
             if now - started > args.stall_timeout * 5:
@@ -882,9 +884,23 @@ async def table_row(
         for i, proc in enumerate(procs):
             stop_worker(proc)
             box.pop(f"worker-{name}-{i}", None)
-    assert first is not None
-    console.print(f"{name}: {n / (now - first):,.0f} ev/s")
-    return PipelineResult(n, now - first, now - started, stats, {})
+    if first is None or counted <= 0:
+        raise BenchError(f"{name}: the input was applied before every worker held partitions; use more events")
+    console.print(f"{name}: {counted / (now - first):,.0f} ev/s ({counted:,} events timed)")
+    return PipelineResult(counted, now - first, now - started, stats, {})
+
+
+def shared(logs: list[Path], partitions: int) -> bool:
+    """Whether every worker's latest assignment (its log's last `assigned partitions: [...]`) is non-empty and
+    together they cover each partition once: the group has settled with all workers in it."""
+    latest = []
+    for log_path in logs:
+        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if "assigned partitions: [" in ln]
+        if not lines:
+            return False
+        held = lines[-1].split("assigned partitions: [", 1)[1].split("]", 1)[0]
+        latest.append([int(x) for x in held.split(",") if x.strip()])
+    return all(latest) and sorted(p for held in latest for p in held) == list(range(partitions))
 
 
 async def table(args, stack: LocalStack, env: dict[str, str], box: dict) -> None:
