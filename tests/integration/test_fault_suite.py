@@ -177,7 +177,7 @@ def compare(got: list[dict], want: list[dict], id_field: str) -> dict[str, int]:
 
 
 def test_kills_a_graceful_redis_restart_and_a_restore_from_an_older_snapshot_end_as_the_offline_replay(
-    deploy, tmp_path
+    deploy, engine, tmp_path
 ):
     started = time.monotonic()
     rng = random.Random(SEED)
