@@ -3,7 +3,8 @@
 /metrics after a known journey, parsed with prometheus-client's own parser and checked against
 what the topics hold and the counters the worker publishes to Redis; /customers/{id} with and
 without the token; /healthz; and /readyz answering 503 while the worker cannot reach Kafka (so
-cannot have joined its group), then 200 once it has joined.
+cannot have joined its group), or while its join is held, then 200 once it has joined. Each runs on
+both engines (the `engine` fixture): the Faust app answers its probes from start-up too.
 """
 
 from __future__ import annotations
