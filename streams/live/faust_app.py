@@ -166,6 +166,7 @@ class FaustWorker:
         #: Input partitions sought back mid-run, and the offset each was sought to (see `_resynced`).
         self.resync: dict[int, tuple[int, float]] = {}
         self._seeking_back = asyncio.Lock()  # one seek back at a time (the agent's and the sweep's)
+        self.security_checked = False  # Kafka's answer to the TLS / SASL settings (`check_security`)
         self._last_log, self._last_events = time.monotonic(), 0
 
     async def _publish(self, messages: list[OutboundMessage]) -> None:
@@ -523,6 +524,8 @@ class JourneyApp(faust.App):
             # The process's own stderr: faust's worker may have put a logging proxy in `sys.stderr`.
             level = logging.getLevelName(root.getEffectiveLevel())
             setup_logging(level, settings.secrets(), settings.log_format, sys.__stderr__)
+        if not self.journey.security_checked:  # `faust -A`: `journey worker` checked before faust started
+            await check_security(self.journey.settings)
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -611,15 +614,22 @@ def _view(method: str, handler: Any) -> type[faust.web.View]:
     return type(f"Journey{handler.__name__.title()}View", (faust.web.View,), {method.lower(): answer})
 
 
-def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
-    """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
-    # faust would retry a refused handshake inside its own start-up, or stop with its own exit code: the
-    # same check as the aiokafka worker's first connection, before faust starts, stops with code 2.
-    problem = asyncio.run(security.diagnose(settings))
+async def check_security(settings: Settings) -> None:
+    """Stop with code 2, saying why, when Kafka refuses the TLS or SASL settings.
+
+    faust would retry a refused handshake inside its own start-up, or stop with its own exit code: this
+    is the aiokafka worker's check of its first connection, made before faust connects."""
+    problem = await security.diagnose(settings)
     if problem is not None and problem.fatal:
         log.error("not starting: %s", problem.reason)
         raise SystemExit(2)
+
+
+def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
+    """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
+    asyncio.run(check_security(settings))
     app = create_app(settings)
+    app.journey.security_checked = True
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
     # faust's start-up spinner writes terminal control codes to stdout even when it is no terminal (a log
     # file, a container's log): lines that are not JSON among JOURNEY_LOG_FORMAT=json's.
