@@ -598,3 +598,33 @@ def import_(export: Path, mapping_ref: str, out: Path) -> None:
     from streams.imports.command import import_command
 
     sys.exit(import_command(export, mapping_ref, out))
+
+
+_HISTORY_HELP = "Read a CSV / JSON Lines export through this mapping (a shipped mapping's name or a YAML file)."
+
+
+@main.command()
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", metavar="NAME|PATH", default=None, help=_HISTORY_HELP)
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="ISO_TIME",
+    help="Fit on the events at or before this time (e.g. 2027-01-01T00:00:00Z); customers' ages run to it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("churn-model.yaml"),
+    show_default=True,
+    help="The model file to write: JSON if the name ends in .json, YAML otherwise.",
+)
+def fit(history: Path, mapping: str | None, at: str, out: Path) -> None:
+    """Fit the BG/NBD churn model on HISTORY up to --at and write the model file JOURNEY_CHURN_MODEL_FILE reads.
+
+    Exit code 0, 1 when the fit did not converge (the file is written, with converged: false), 2 on bad input.
+    """
+    from streams.churn.fit_command import fit_command
+
+    sys.exit(fit_command(history, mapping, at, out))
