@@ -628,3 +628,52 @@ def fit(history: Path, mapping: str | None, at: str, out: Path) -> None:
     from streams.churn.fit_command import fit_command
 
     sys.exit(fit_command(history, mapping, at, out))
+
+
+@main.command()
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", metavar="NAME|PATH", default=None, help=_HISTORY_HELP)
+@click.option(
+    "--at", "at", required=True, metavar="ISO_TIME", help="Replay up to this time and judge every buyer there."
+)
+@click.option(
+    "--horizon",
+    type=float,
+    default=90.0,
+    show_default=True,
+    metavar="DAYS",
+    help="A buyer with no purchase in (--at, --at + DAYS] in the same file counts as churned.",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Decide at-risk with this rules file instead of JOURNEY_RULES_FILE (or the shipped one).",
+)
+@click.option(
+    "--churn-model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A model file from `journey fit`: its churn_risk is the score ranked (ROC AUC).",
+)
+@click.option("--logistic", is_flag=True, help="Also train a logistic model one horizon earlier and judge it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (stable keys) instead of a table.")
+def evaluate(
+    history: Path,
+    mapping: str | None,
+    at: str,
+    horizon: float,
+    rules: Path | None,
+    churn_model: Path | None,
+    logistic: bool,
+    as_json: bool,
+) -> None:
+    """Check the at-risk decision and the churn score on HISTORY: who bought again after --at, who did not.
+
+    Prints precision, recall and F1 of the rules' at-risk decision (at_risk or lapsed at --at) and
+    ROC AUC of churn_risk, beside the plain rules "no purchase in 90 days" and "gap above twice
+    one's own interval". Exit code 2 on bad input.
+    """
+    from streams.churn.evaluate_command import evaluate_command
+
+    sys.exit(evaluate_command(history, mapping, at, horizon, rules, churn_model, as_json, logistic))

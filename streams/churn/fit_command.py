@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.churn.history import bgnbd_inputs
-from streams.churn.reading import CommandError, before_first, parse_at, read_history, rules_model
+from streams.churn.reading import CommandError, before_first, parse_at, read_history, rules_model, skipped
 from streams.core.instants import iso
 
 
@@ -71,7 +71,7 @@ def fit_command(history_file: Path, mapping: str | None, at_text: str, out: Path
         ("converged", "yes" if fit.converged else f"no ({fit.message})"),
         ("customers (bought by --at)", f"{len(x):,}"),
         ("of them bought again", f"{int((x > 0).sum()):,}"),
-        ("records read", f"{history.records:,}" + (f" ({history.rejected:,} not events)" if history.rejected else "")),
+        ("records read", f"{history.records:,}" + skipped(history)),
         ("seconds: read and replay", f"{read_s:.2f}"),
         ("seconds: fit", f"{fit_s:.2f}"),
     ):

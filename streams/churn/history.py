@@ -2,7 +2,7 @@
 
 Each cut has its own offline replay, fed only the events at or before it, whose clock is then
 advanced to the cut (so time-based changes up to it have happened, as `journey replay --until`
-does). Purchases after a cut are not applied; they are only noted, per customer, for the labels
+does, and then every customer is brought to it, whatever order the file is in). Purchases after a cut are not applied; they are only noted, per customer, for the labels
 of `journey evaluate`. One read serves every cut: parsing the file is most of the cost.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from schemas.touchpoint import OrderPayload
-from streams.core import CustomerState
+from streams.core import CustomerState, advance
 from streams.core.model import Model
 from streams.core.timeguard import TimeGuard
 from streams.imports.records import SourceRecord
@@ -42,7 +42,9 @@ class Cut:
 class History:
     cuts: list[Cut]
     records: int = 0
-    rejected: int = 0  # lines that are not events, or events outside the accepted time range
+    rejected: int = 0  # lines that are not events
+    too_early: int = 0  # events dated before the guard's floor (JOURNEY_EARLIEST_EVENT_TIME)
+    earliest: float = 0.0  # that floor
     first_event: float | None = None
     last_event: float | None = None
 
@@ -62,7 +64,7 @@ def replay_to(
     """Replay `records` (in file order) once per cut `(at, horizon_s)`. Events dated before `guard`'s floor
     are refused, as `journey replay` refuses them; events after a cut never reach its replay."""
     history = History([Cut(at, horizon, OfflineReplay(model)) for at, horizon in cuts])
-    earliest = (guard or TimeGuard()).earliest  # later events are not applied: no bound above is needed
+    earliest = history.earliest = (guard or TimeGuard()).earliest  # later events are not applied: no bound above
     try:
         for record in records:
             history.records += 1
@@ -76,7 +78,7 @@ def replay_to(
                 continue
             ts = event.occurred_ts
             if not earliest <= ts:
-                history.rejected += 1
+                history.too_early += 1
                 continue
             if history.first_event is None or ts < history.first_event:
                 history.first_event = ts
@@ -89,6 +91,10 @@ def replay_to(
                     cut.bought_after.add(event.customer_id)
         for cut in history.cuts:
             cut.replay.advance_to(cut.at)
+            # And every customer, not only those the clock's heap holds due: in a file not in time order a
+            # customer's events may come after the clock passed their due time, which it then never fires.
+            for state in cut.replay.states.values():
+                advance(state, cut.at, model, in_place=True)
     finally:
         gc.unfreeze()
     if progress is not None:

@@ -86,6 +86,11 @@ def read_history(
         ) from None
     except ValueError as exc:  # the mapping importer's errors (MappingError) name the line and field
         raise CommandError(str(exc)) from None
+    if history.first_event is None and history.too_early:
+        raise CommandError(
+            f"all {history.too_early:,} events of {file.name} are dated before JOURNEY_EARLIEST_EVENT_TIME "
+            f"({iso(history.earliest)}); for an older history set it earlier, e.g. JOURNEY_EARLIEST_EVENT_TIME=1990-01-01T00:00:00Z"
+        )
     if history.first_event is None:
         what = "no event" if not history.records else f"none of its {history.records:,} records is an event"
         hint = " (a CSV or JSON export needs --mapping)" if mapping is None else ""
@@ -99,3 +104,11 @@ def before_first(file: Path, at: datetime, history: History) -> CommandError:
         f"--at {iso(at.timestamp())} is before the first event of {file.name} ({iso(history.first_event)}): "
         "nothing to learn from; choose a later --at"
     )
+
+
+def skipped(history: History) -> str:
+    """What was read but not replayed, for the summary ("" when nothing)."""
+    parts = [f"{history.rejected:,} not events"] if history.rejected else []
+    if history.too_early:
+        parts.append(f"{history.too_early:,} before JOURNEY_EARLIEST_EVENT_TIME")
+    return f" ({', '.join(parts)})" if parts else ""
