@@ -78,7 +78,9 @@ def evaluate(
     core_model = rules_model(rules)
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY
-    cuts = [(at_s, horizon_s)] + ([(at_s - horizon_s, horizon_s)] if with_logistic else [])
+    cuts: list[tuple[float, float | None]] = [(at_s, horizon_s)]
+    if with_logistic:
+        cuts.append((at_s - horizon_s, horizon_s))
     history = read_history(history_file, mapping, core_model, cuts)
     assert history.first_event is not None and history.last_event is not None
     if at_s < history.first_event:
