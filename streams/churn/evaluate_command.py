@@ -28,10 +28,10 @@ from streams.core.instants import iso
 AT_RISK = frozenset({"at_risk", "lapsed"})
 #: The rows of the table and the keys of `--json`'s "methods", in this order.
 METHODS = {
-    "rules": "rules: at_risk or lapsed",
-    "no_purchase_90d": "no purchase in the last 90 days",
-    "gap_over_2x_interval": "gap above twice own interval",
-    "logistic": "logistic (trained one horizon earlier)",
+    "rules": "rules: at_risk|lapsed",
+    "no_purchase_90d": "no purchase in 90 days",
+    "gap_over_2x_interval": "gap > 2 x own interval",
+    "logistic": "logistic",
 }
 #: The logistic model flags a customer at or above this P(churned).
 LOGISTIC_THRESHOLD = 0.5
@@ -194,7 +194,7 @@ def _print(report: dict) -> None:
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     scored_by = {
-        "rules": f"churn_risk ({report['churn_model']})" if report["churn_model"] else "no model given",
+        "rules": "churn_risk" if report["churn_model"] else "(no --churn-model)",
         "no_purchase_90d": "days since last purchase",
         "gap_over_2x_interval": "gap / own interval",
         "logistic": "P(churned)",
@@ -213,6 +213,8 @@ def _print(report: dict) -> None:
             scored_by[key],
         )
     console.print(table)
+    if report["churn_model"]:
+        console.print(f"churn_risk over {report['horizon_days']:g} days, from {report['churn_model']}.")
     console.print(
         f"{report['one_purchase_customers']:,} customers bought once: the gap rule takes "
         f"{report['one_purchase_interval_days']:g} days (the rules' first_rhythm_days) as their interval."

@@ -92,9 +92,10 @@ def read_history(
             f"({iso(history.earliest)}); for an older history set it earlier, e.g. JOURNEY_EARLIEST_EVENT_TIME=1990-01-01T00:00:00Z"
         )
     if history.first_event is None:
-        what = "no event" if not history.records else f"none of its {history.records:,} records is an event"
         hint = " (a CSV or JSON export needs --mapping)" if mapping is None else ""
-        raise CommandError(f"{file} holds {what}{hint}")
+        if not history.records:
+            raise CommandError(f"{file} holds no event{hint}")
+        raise CommandError(f"none of the {history.records:,} records of {file} is an event{hint}")
     return history
 
 
