@@ -99,22 +99,21 @@ def expected_purchases(params: Params, x: float, t_x: float, T: float, horizon: 
     return max(0.0, (a + b + x - 1) / (a - 1) * bracket * p_alive(params, x, t_x, T))
 
 
-def crossing(params: Params, x: float, t_x: float, T_from: float, horizon: float, threshold: float) -> float | None:
-    """The least T >= T_from at which churn_risk(T) >= threshold (None: never, i.e. threshold >= 1).
+def first_reaching(score, T_from: float, threshold: float, *, rising: bool = True, span: float = 1.0) -> float | None:
+    """The least T >= T_from at which a score monotone in T has reached `threshold` (None: never).
 
-    churn_risk is increasing in T and tends to 1, so the crossing is bracketed by doubling the
-    span and found by Brent's method (about ten evaluations, `xtol` one millisecond); the
-    answer is then moved up, if need be, so that the risk at it does reach the threshold.
+    `score(T)`: rising (churn risk, towards 1) or falling (P(alive), expected purchases, towards 0); reached
+    means score >= threshold when rising, score <= threshold when falling. The crossing is bracketed by
+    doubling `span` (days; a first guess of the distance) and found by Brent's method (`xtol` about a millisecond); the answer is then moved
+    up, if need be, so that the score at it does reach the threshold.
     """
-    if threshold >= 1.0:
-        return None
 
     def gap(T: float) -> float:
-        return churn_risk(params, x, t_x, T, horizon) - threshold
+        return score(T) - threshold if rising else threshold - score(T)
 
     if gap(T_from) >= 0:
         return T_from
-    span = max(1.0, horizon, T_from - t_x)
+    span = max(1.0, span)
     hi = T_from + span
     while gap(hi) < 0:
         span *= 2.0
@@ -127,3 +126,14 @@ def crossing(params: Params, x: float, t_x: float, T_from: float, horizon: float
         root += step
         step *= 2.0
     return root
+
+
+def crossing(params: Params, x: float, t_x: float, T_from: float, horizon: float, threshold: float) -> float | None:
+    """The least T >= T_from at which churn_risk(T) >= threshold (None: never, i.e. threshold >= 1).
+
+    churn_risk is increasing in T and tends to 1 (`first_reaching`, about ten evaluations).
+    """
+    if threshold >= 1.0:
+        return None
+    span = max(horizon, T_from - t_x)
+    return first_reaching(lambda T: churn_risk(params, x, t_x, T, horizon), T_from, threshold, span=span)
