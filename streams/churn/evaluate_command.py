@@ -75,7 +75,7 @@ def evaluate(
             model = load_churn_model(churn_model)
         except (ChurnModelError, OSError) as exc:
             raise CommandError(f"--churn-model: {exc}") from None
-    core_model = rules_model(rules)
+    core_model = rules_model(rules, model)
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY
     cuts: list[tuple[float, float | None]] = [(at_s, horizon_s)]
