@@ -174,6 +174,30 @@ def test_evaluate_figures_match_an_independent_count(history, tmp_path: Path) ->
     assert report["churn_model"] == f"model.yaml@{iso(at_days)}"
 
 
+def test_evaluate_judges_churn_yaml_with_the_model_given(history, tmp_path: Path) -> None:
+    """churn.yaml: at_risk when churn_risk (90 days) >= 0.6 after 30 quiet days; lapsed as in the shipped rules."""
+    path, times = history
+    at_days = 360.0
+    at = START.timestamp() + at_days * DAY
+    model = tmp_path / "model.yaml"
+    assert run(["fit", str(path), "--at", iso(at_days), "--out", str(model)]).exit_code == 0
+    rules = Path(__file__).resolve().parents[3] / "streams" / "core" / "rules" / "churn.yaml"
+    args = ["evaluate", str(path), "--at", iso(at_days), "--horizon", "90", "--json"]
+    result = run([*args, "--rules", str(rules), "--churn-model", str(model)])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)["methods"]["rules"]
+    ids, churned, _, since, interval = _independent(times, at, 90.0)
+    params = Params(**yaml.safe_load(model.read_text())["params"])
+    inputs = inputs_at(times, at)
+    risk = np.array([churn_risk(params, *inputs[c], 90.0) for c in ids])
+    decision = ((risk >= 0.6) & (since >= 30.0)) | (since >= np.maximum(180.0, 6 * interval))
+    assert (got["tp"], got["fp"]) == (int((decision & churned).sum()), int((decision & ~churned).sum()))
+    assert got["flagged"] == int(decision.sum())
+    # Without the model the churn signals have no value: only lapsed customers are flagged.
+    bare = json.loads(run([*args, "--rules", str(rules)]).output)["methods"]["rules"]
+    assert bare["flagged"] == int((since >= np.maximum(180.0, 6 * interval)).sum())
+
+
 def test_evaluate_json_keys_are_stable(history) -> None:
     result = run(["evaluate", str(history[0]), "--at", iso(360.0), "--horizon", "60", "--json", "--logistic"])
     assert result.exit_code == 0, result.output
