@@ -268,13 +268,14 @@ def _echo_settings_errors(exc: ValidationError) -> None:
 
 def _model_or_exit(settings: Settings):
     """The rules and playbook the settings name; a bad file ends the command with its message."""
+    from streams.core.churn.modelfile import ChurnModelError
     from streams.core.money import CurrencyError
     from streams.core.playbook.playbook import PlaybookError
     from streams.core.rules.compiled import RulesError
 
     try:
         return settings.load_model()
-    except (RulesError, PlaybookError, CurrencyError) as exc:
+    except (RulesError, PlaybookError, CurrencyError, ChurnModelError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 
@@ -524,6 +525,12 @@ def demo(customers: int | None, quiet: bool) -> None:
     help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).",
 )
 @click.option(
+    "--churn-model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score the churn signals with this model file (`journey fit`) instead of JOURNEY_CHURN_MODEL_FILE.",
+)
+@click.option(
     "--currency",
     metavar="CODE",
     default=None,
@@ -547,6 +554,7 @@ def replay(
     speedup: float | None,
     rules: Path | None,
     playbook: Path | None,
+    churn_model: Path | None,
     currency: str | None,
     currency_rates: Path | None,
 ) -> None:
@@ -571,6 +579,7 @@ def replay(
             currency,
             currency_rates,
             now,
+            churn_model,
         )
     )
 

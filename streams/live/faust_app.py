@@ -57,7 +57,7 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import pass_lost_offsets, process_until_done, publish_stats
+from streams.live.worker import load_model_or_exit, pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -558,7 +558,9 @@ def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
     if problem is not None and problem.fatal:
         log.error("not starting: %s", problem.reason)
         raise SystemExit(2)
-    app = create_app(settings)
+    # A rules, playbook or churn model file that does not validate stops the start as it stops the aiokafka
+    # worker's: logged, naming the line, exit code 2.
+    app = create_app(settings, load_model_or_exit(settings))
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
 

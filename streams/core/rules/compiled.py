@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from streams.core.rules.codegen import Judge, build_judge
 from streams.core.rules.rule import CompiledRule, Test, Values, scale
-from streams.core.rules.signals import CATALOGUE, DAY, Context
+from streams.core.rules.signals import CATALOGUE, DAY, Context, churn_inputs
 from streams.core.rules.spec import Condition, RulesFile, SignalRef
 from streams.core.state import CustomerState
 from streams.yamlfile import validated_yaml
@@ -33,6 +33,8 @@ _STRICT_NUDGE = 0.001
 #: reads as flipped: the root find lands within a few milliseconds of it.
 _CURVE_STEPS = 48
 _CURVE_BACK = 8
+#: The churn scores `Rules.churn_view` shows.
+_CHURN_SCORES = ("churn_risk", "p_alive", "expected_purchases")
 #: The evidence keys that name the churn model a change was decided with, and its horizon.
 CHURN_MODEL_KEY, CHURN_HORIZON_KEY = "churn_model", "churn_horizon_days"
 
@@ -351,6 +353,23 @@ class Rules:
             out[CHURN_MODEL_KEY] = self.churn.label
             out[CHURN_HORIZON_KEY] = self.ctx.churn_horizon_days
         return out
+
+    def churn_view(self, state: CustomerState, now: float) -> dict | None:
+        """The churn scores at `now` and what they come from: the model (file name and fit date), the horizon, and
+        the customer's x, t_x and T (days). None without a model; the scores and inputs are None before a purchase."""
+        if self.churn is None:
+            return None
+        found = churn_inputs(state, now, self.ctx)
+        inputs: dict[str, float | None] = {"x": None, "t_x": None, "T": None} if found is None else dict(found)
+        scores = {name: CATALOGUE[name].read(state, now, self.ctx) for name in _CHURN_SCORES}
+        return {
+            "model": self.churn.label,
+            "horizon_days": self.ctx.churn_horizon_days,
+            **{name: None if value is None else round(value, 6) for name, value in scores.items()},
+            "x": inputs["x"],
+            "t_x": inputs["t_x"],
+            "T": inputs["T"],
+        }
 
     # --- time
     def due_may_move(self, marks: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from journeys import DAY0, touchpoint
 
 from streams.core import advance, apply_event
 from streams.core.churn import bgnbd
@@ -21,7 +22,6 @@ from streams.core.model import load_model
 from streams.core.rules.compiled import CHURN_RULES, RulesError, load_rules
 from streams.core.rules.signals import CATALOGUE, DAY, TIME, churn_inputs
 from streams.core.state import CustomerState
-from tests.journeys import DAY0, touchpoint
 
 MODEL = ChurnModel(Params(0.243, 30.9, 0.793, 2.426), "fit.yaml", "2026-01-01T00:00:00Z")
 CHURN = ("p_alive", "churn_risk", "expected_purchases")
