@@ -663,7 +663,8 @@ def fit(history: Path, mapping: str | None, at: str, out: Path) -> None:
     "--churn-model",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="A model file from `journey fit`: its churn_risk is the score ranked (ROC AUC).",
+    help="A model file from `journey fit` instead of JOURNEY_CHURN_MODEL_FILE: the rules' churn signals read it, "
+    "and its churn_risk over --horizon is the score ranked (ROC AUC).",
 )
 @click.option("--logistic", is_flag=True, help="Also train a logistic model one horizon earlier and judge it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (stable keys) instead of a table.")

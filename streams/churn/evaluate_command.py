@@ -69,13 +69,13 @@ def evaluate(
     at = parse_at(at_text)
     if not (math.isfinite(horizon_days) and horizon_days > 0):
         raise CommandError(f"--horizon must be a positive number of days, not {horizon_days:g}")
-    model = None
     if churn_model is not None:
         try:
-            model = load_churn_model(churn_model)
+            load_churn_model(churn_model)  # first, so its error names the option
         except (ChurnModelError, OSError) as exc:
             raise CommandError(f"--churn-model: {exc}") from None
-    core_model = rules_model(rules, model)
+    core_model = rules_model(rules, churn_model)
+    model = core_model.rules.churn  # --churn-model, else JOURNEY_CHURN_MODEL_FILE's
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY
     cuts: list[tuple[float, float | None]] = [(at_s, horizon_s)]

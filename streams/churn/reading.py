@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.churn.history import History, replay_to
-from streams.core.churn.modelfile import ChurnModel
 from streams.core.instants import iso
 from streams.core.model import Model
 
@@ -35,18 +34,14 @@ def parse_at(value: str, option: str = "--at") -> datetime:
     return at
 
 
-def rules_model(rules: Path | None, churn: ChurnModel | None = None) -> Model:
-    """The rules (and playbook, money settings) of the JOURNEY_* settings, or of `rules`: what the worker uses;
-    `churn` is the model the rules' churn signals score with (None: they have no value)."""
-    from dataclasses import replace
-
-    from streams.core.rules.compiled import load_rules
+def rules_model(rules: Path | None, churn: Path | None = None) -> Model:
+    """The rules, playbook, churn model and money settings of the JOURNEY_* settings (what the worker uses),
+    with `rules` and `churn` (a model file) in place of JOURNEY_RULES_FILE and JOURNEY_CHURN_MODEL_FILE."""
     from streams.settings import Settings
 
+    overrides = {name: value for name, value in (("rules_file", rules), ("churn_model_file", churn)) if value}
     try:
-        settings = Settings.model_validate({"rules_file": rules} if rules else {})
-        model = settings.load_model()
-        return model if churn is None else replace(model, rules=load_rules(settings.rules_file, churn=churn))
+        return Settings.model_validate(overrides).load_model()
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 

@@ -193,6 +193,10 @@ def test_evaluate_judges_churn_yaml_with_the_model_given(history, tmp_path: Path
     decision = ((risk >= 0.6) & (since >= 30.0)) | (since >= np.maximum(180.0, 6 * interval))
     assert (got["tp"], got["fp"]) == (int((decision & churned).sum()), int((decision & ~churned).sum()))
     assert got["flagged"] == int(decision.sum())
+    # The model may come from JOURNEY_CHURN_MODEL_FILE instead, as the worker's does.
+    env = {"JOURNEY_CHURN_MODEL_FILE": str(model)}
+    from_setting = CliRunner().invoke(journey, [*args, "--rules", str(rules)], env=env, catch_exceptions=False)
+    assert json.loads(from_setting.output)["methods"]["rules"] == got
     # Without the model the churn signals have no value: only lapsed customers are flagged.
     bare = json.loads(run([*args, "--rules", str(rules)]).output)["methods"]["rules"]
     assert bare["flagged"] == int((since >= np.maximum(180.0, 6 * interval)).sum())
