@@ -31,34 +31,42 @@ class Fit:
     message: str
 
 
-def mean_log_likelihood_and_gradient(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+def mean_log_likelihood_and_gradient(
+    theta: np.ndarray,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    groups: tuple[np.ndarray, np.ndarray] | None = None,
+):
     """The mean log-likelihood at log-parameters `theta` = ln(r, α, a, b) and its gradient in `theta`.
 
     ln L = A1 + A2 + ln(e^A3 + e^A4) (equation 6 of the paper, in logs); the derivative of the last
-    term is each branch's derivative weighted by its share w3, w4 of the sum.
+    term is each branch's derivative weighted by its share w3, w4 of the sum. The special functions
+    (ln Γ, ψ) depend on x alone, which takes few distinct values: they are computed once per value
+    (`groups`: `np.unique(x, return_inverse=True)`, computed here when not given).
     """
     r, alpha, a, b = (float(v) for v in np.exp(theta))
+    values, where = np.unique(x, return_inverse=True) if groups is None else groups
+
+    def per_x(f, shift: float) -> np.ndarray:
+        return f(shift + values)[where]
+
     some = x > 0
     xs = np.where(some, x, 1.0)
     log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
-    a1 = _gammaln_diff(r, x) + r * math.log(alpha)
-    a2 = _gammaln_diff(b, x) - _gammaln_diff(a + b, x)
+    a1 = per_x(gammaln, r) - gammaln(r) + r * math.log(alpha)
+    a2 = per_x(gammaln, b) - gammaln(b) - per_x(gammaln, a + b) + gammaln(a + b)
     a3 = -(r + x) * log_at
     a4 = np.where(some, math.log(a) - np.log(b + xs - 1) - (r + x) * log_atx, -np.inf)
     top = np.logaddexp(a3, a4)
     w3, w4 = np.exp(a3 - top), np.exp(a4 - top)  # w4 = 0 where x = 0
-    psi_ab = digamma(a + b)
-    d_r = digamma(r + x) - digamma(r) + math.log(alpha) - w3 * log_at - w4 * log_atx
+    psi_ab, psi_abx = digamma(a + b), per_x(digamma, a + b)
+    d_r = per_x(digamma, r) - digamma(r) + math.log(alpha) - w3 * log_at - w4 * log_atx
     d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
-    d_a = psi_ab - digamma(a + b + x) + w4 / a
-    d_b = psi_ab - digamma(a + b + x) + digamma(b + x) - digamma(b) - w4 / (b + xs - 1)
+    d_a = psi_ab - psi_abx + w4 / a
+    d_b = psi_ab - psi_abx + per_x(digamma, b) - digamma(b) - w4 / (b + xs - 1)
     gradient = np.array([r * d_r.mean(), alpha * d_alpha.mean(), a * d_a.mean(), b * d_b.mean()])
     return float((a1 + a2 + top).mean()), gradient
-
-
-def _gammaln_diff(s: float, x: np.ndarray) -> np.ndarray:
-    """ln Γ(s + x) − ln Γ(s)."""
-    return gammaln(s + x) - gammaln(s)
 
 
 def fit_bgnbd(x, t_x, T, *, gradient: bool = True) -> Fit:
@@ -77,10 +85,11 @@ def fit_bgnbd(x, t_x, T, *, gradient: bool = True) -> Fit:
     rate = max(float(x.sum()) / max(float(T.sum()), 1e-9), 1e-9)  # purchases per day, to start from
     start = np.log([1.0, 1.0 / rate, 1.0, 1.0])
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
+    groups = np.unique(x, return_inverse=True)
 
     def with_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value, grad = mean_log_likelihood_and_gradient(theta, x, t_x, T)
+            value, grad = mean_log_likelihood_and_gradient(theta, x, t_x, T, groups)
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             return 1e300, np.zeros(4)
         return -value, -grad
