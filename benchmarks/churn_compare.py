@@ -10,6 +10,8 @@ purchase in (AT, AT + HORIZON]. Scores ranked (ROC AUC):
 - bgnbd: `churn_risk` over HORIZON, BG/NBD fitted (`fit_bgnbd`) on the histories up to AT;
 - logistic: `streams.churn.logistic`, trained on features at AT − HORIZON and labels from
   (AT − HORIZON, AT], applied at AT;
+- logistic_monotone: the same with non-negative weights on the features that grow with time
+  (`logistic.GROW_WITH_TIME`), so that its score, like `churn_risk`, only grows while a customer is quiet;
 - days since the last purchase (the "no purchase in 90 days" rule's score) and gap / own interval.
 
 Prints each AUC and, for logistic − bgnbd and bgnbd − recency, the difference with a 95 % interval
@@ -68,7 +70,9 @@ def main() -> None:
         }
         X = [features(earlier.cut.states[c], earlier.cut.at, first_rhythm) for c in earlier.ids]
         logistic = fit_logistic(X, earlier.churned)
-        scores["logistic"] = logistic.predict(np.array([features(s, at, first_rhythm) for s in states]))
+        now_X = np.array([features(s, at, first_rhythm) for s in states])
+        scores["logistic"] = logistic.predict(now_X)
+        scores["logistic_monotone"] = fit_logistic(X, earlier.churned, monotone=True).predict(now_X)
         auc = {name: roc_auc(score, truth) for name, score in scores.items()}
         print(
             f"{args.history.name} at {at_text} horizon {horizon:g} d: {len(truth):,} buyers, "
@@ -76,7 +80,12 @@ def main() -> None:
             f"{time.perf_counter() - started:.1f} s"
         )
         print("  AUC " + ", ".join(f"{name} {value:.4f}" for name, value in auc.items()))
-        diffs: dict[str, list[float]] = {"logistic - bgnbd": [], "bgnbd - days_since": [], "logistic - days_since": []}
+        diffs: dict[str, list[float]] = {
+            "logistic - bgnbd": [],
+            "bgnbd - days_since": [],
+            "logistic - days_since": [],
+            "logistic_monotone - bgnbd": [],
+        }
         n = len(truth)
         for _ in range(args.boot):
             pick = rng.integers(0, n, n)

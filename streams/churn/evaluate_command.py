@@ -119,7 +119,7 @@ def evaluate(
         "history": history_file.name,
         "at": iso(at_s),
         "horizon_days": horizon_days,
-        "rules": str(rules) if rules else "JOURNEY_RULES_FILE or the shipped rules",
+        "rules": core_model.rules.source,  # the rules file's name
         "churn_model": None if model is None else model.label,
         "records": history.records,
         "not_events": history.rejected,

@@ -33,6 +33,15 @@ FEATURES = (
     "log_returns",
     "negative_reviews",
 )
+#: The features that grow while a customer is quiet (time alone moves them). With non-negative weights on
+#: these (`fit_logistic(monotone=True)`) the score can only grow with time for a fixed history, as
+#: `churn_risk` does, so a threshold crossing would be a root, like BG/NBD's.
+GROW_WITH_TIME = (
+    "log_days_since_last_purchase",
+    "log_days_since_first_purchase",
+    "log_gap_over_rhythm",
+    "log_days_since_last_seen",
+)
 #: The penalty on the standardised weights (per customer): small, it only keeps separable data finite.
 L2 = 1e-4
 
@@ -72,7 +81,7 @@ class Logistic:
         return expit(self.weights[0] + Z @ self.weights[1:])
 
 
-def fit_logistic(X, y) -> Logistic:
+def fit_logistic(X, y, monotone: bool = False) -> Logistic:
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     if X.ndim != 2 or len(X) != len(y) or len(X) < 2 or y.min() == y.max():
         raise ValueError("the logistic model needs customers of both outcomes in its training window")
@@ -88,5 +97,13 @@ def fit_logistic(X, y) -> Logistic:
         grad[1:] += 2 * L2 * w[1:]
         return float(value), grad
 
-    found = minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    bounds = [(0.0, None) if monotone and name in GROW_WITH_TIME else (None, None) for name in FEATURES]
+    found = minimize(
+        loss,
+        np.zeros(Z.shape[1]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(None, None), *bounds],
+        options={"maxiter": 1000},
+    )
     return Logistic(mean, scale, found.x, bool(found.success))
