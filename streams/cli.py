@@ -629,14 +629,30 @@ _HISTORY_HELP = "Read a CSV / JSON Lines export through this mapping (a shipped 
     show_default=True,
     help="The model file to write: JSON if the name ends in .json, YAML otherwise.",
 )
-def fit(history: Path, mapping: str | None, at: str, out: Path) -> None:
+@click.option(
+    "--kind",
+    type=click.Choice(["bgnbd", "logistic"]),
+    default="bgnbd",
+    show_default=True,
+    help="bgnbd: the model the churn signals read; logistic: trained on features at --at minus --horizon and "
+    "labels up to --at, for `journey evaluate --churn-model`.",
+)
+@click.option(
+    "--horizon",
+    type=float,
+    default=90.0,
+    show_default=True,
+    metavar="DAYS",
+    help="With --kind logistic: the horizon it predicts churn over.",
+)
+def fit(history: Path, mapping: str | None, at: str, out: Path, kind: str, horizon: float) -> None:
     """Fit the BG/NBD churn model on HISTORY up to --at and write the model file JOURNEY_CHURN_MODEL_FILE reads.
 
     Exit code 0, 1 when the fit did not converge (the file is written, with converged: false), 2 on bad input.
     """
     from streams.churn.fit_command import fit_command
 
-    sys.exit(fit_command(history, mapping, at, out))
+    sys.exit(fit_command(history, mapping, at, out, kind, horizon))
 
 
 @main.command()

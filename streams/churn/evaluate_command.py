@@ -69,12 +69,26 @@ def evaluate(
     at = parse_at(at_text)
     if not (math.isfinite(horizon_days) and horizon_days > 0):
         raise CommandError(f"--horizon must be a positive number of days, not {horizon_days:g}")
+    from streams.churn.logistic_file import kind_of, load_logistic
+
+    logistic_file = None
     if churn_model is not None:
-        try:
-            load_churn_model(churn_model)  # first, so its error names the option
+        try:  # first, so its error names the option
+            if kind_of(churn_model) == "logistic":
+                logistic_file = load_logistic(churn_model)
+            else:
+                load_churn_model(churn_model)
         except (ChurnModelError, OSError) as exc:
             raise CommandError(f"--churn-model: {exc}") from None
-    core_model = rules_model(rules, churn_model)
+    if logistic_file is not None:
+        if with_logistic:
+            raise CommandError("--churn-model names a logistic model already: drop --logistic")
+        if logistic_file.horizon_days != horizon_days:
+            raise CommandError(
+                f"--churn-model {logistic_file.name} was trained for a {logistic_file.horizon_days:g}-day horizon: "
+                f"evaluate it with --horizon {logistic_file.horizon_days:g}, or fit one for {horizon_days:g} days"
+            )
+    core_model = rules_model(rules, churn_model if logistic_file is None else None)
     model = core_model.rules.churn  # --churn-model, else JOURNEY_CHURN_MODEL_FILE's
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY
@@ -114,13 +128,20 @@ def evaluate(
     training = None
     if with_logistic:
         methods["logistic"], training = _logistic(history.cuts[1], states, truth, at_s, first_rhythm)
+    elif logistic_file is not None:
+        from streams.churn.logistic import features
+
+        X = np.array([features(s, at_s, logistic_file.first_rhythm_days) for s in states])
+        p = logistic_file.model.predict(X)
+        methods["logistic"] = scores(p >= LOGISTIC_THRESHOLD, truth, p)
+        training = {"model": logistic_file.label}
     one_time = sum(1 for s in states if s.purchases == 1)
     return {
         "history": history_file.name,
         "at": iso(at_s),
         "horizon_days": horizon_days,
         "rules": core_model.rules.source,  # the rules file's name
-        "churn_model": None if model is None else model.label,
+        "churn_model": (logistic_file.label if logistic_file is not None else None if model is None else model.label),
         "records": history.records,
         "not_events": history.rejected,
         "before_earliest_event_time": history.too_early,
@@ -144,7 +165,7 @@ def _logistic(earlier: Cut, states, truth, at_s: float, first_rhythm: float) -> 
             f"{len(train.ids):,} did, not all of one outcome; choose a later --at or a shorter --horizon"
         )
     X = [features(earlier.states[cid], earlier.at, first_rhythm) for cid in train.ids]
-    model = fit_logistic(X, train.churned)
+    model = fit_logistic(X, train.churned, monotone=True)  # as `journey fit --kind logistic` trains it
     p = model.predict(np.array([features(s, at_s, first_rhythm) for s in states]))
     info = {"at": iso(earlier.at), "customers": len(train.ids), "churned": int(train.churned.sum())}
     return scores(p >= LOGISTIC_THRESHOLD, truth, p), info
@@ -219,7 +240,11 @@ def _print(report: dict) -> None:
         f"{report['one_purchase_customers']:,} customers bought once: the gap rule takes "
         f"{report['one_purchase_interval_days']:g} days (the rules' first_rhythm_days) as their interval."
     )
-    if report["logistic_training"]:
+    if report["logistic_training"] and "model" in report["logistic_training"]:
+        console.print(
+            f"logistic model from {report['logistic_training']['model']} (P(churned) >= {LOGISTIC_THRESHOLD:g})."
+        )
+    elif report["logistic_training"]:
         t = report["logistic_training"]
         console.print(
             f"logistic model trained at {t['at']} on {t['customers']:,} customers ({t['churned']:,} churned)."

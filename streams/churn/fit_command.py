@@ -15,12 +15,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from streams.churn.history import bgnbd_inputs
+from streams.churn.history import DAY, bgnbd_inputs
 from streams.churn.reading import CommandError, before_first, parse_at, read_history, rules_model, skipped
 from streams.core.instants import iso
 
 
-def fit_command(history_file: Path, mapping: str | None, at_text: str, out: Path) -> int:
+def fit_command(
+    history_file: Path, mapping: str | None, at_text: str, out: Path, kind: str = "bgnbd", horizon_days: float = 90.0
+) -> int:
     """Returns the exit code: 0 fitted, 1 written but the optimiser did not converge, 2 bad input."""
     from streams.core.churn.fit import fit_bgnbd
     from streams.core.churn.modelfile import to_document, write_model
@@ -29,6 +31,8 @@ def fit_command(history_file: Path, mapping: str | None, at_text: str, out: Path
         at = parse_at(at_text)
         if out.is_dir():
             raise CommandError(f"--out {out} is a directory; give a file name such as {out / 'churn-model.yaml'}")
+        if kind == "logistic":
+            return fit_logistic_command(history_file, mapping, at, out, horizon_days)
         started = time.perf_counter()
         history = read_history(history_file, mapping, rules_model(None), [(at.timestamp(), None)])
         read_s = time.perf_counter() - started
@@ -84,3 +88,73 @@ def fit_command(history_file: Path, mapping: str | None, at_text: str, out: Path
         )
         return 1
     return 0
+
+
+def fit_logistic_command(history_file: Path, mapping: str | None, at, out: Path, horizon_days: float) -> int:
+    """`--kind logistic`: features at --at minus the horizon, labels from the purchases up to --at."""
+    from streams.churn.evaluate_command import labelled
+    from streams.churn.logistic import FEATURES, features, fit_logistic
+    from streams.churn.logistic_file import to_document
+    from streams.core.churn.modelfile import write_model
+
+    if not (np.isfinite(horizon_days) and horizon_days > 0):
+        raise CommandError(f"--horizon must be a positive number of days, not {horizon_days:g}")
+    started = time.perf_counter()
+    model = rules_model(None)
+    first_rhythm = float(model.rules.spec.settings.first_rhythm_days)
+    cut = at.timestamp() - horizon_days * DAY
+    history = read_history(history_file, mapping, model, [(cut, horizon_days * DAY)])
+    read_s = time.perf_counter() - started
+    train = labelled(history.cuts[0])
+    if len(train.ids) < 2 or train.churned.all() or not train.churned.any():
+        raise CommandError(
+            f"the logistic model learns from the customers who bought by {iso(cut)} (--at minus --horizon) and "
+            f"whether they bought again by --at; {len(train.ids):,} did, not of both outcomes: choose a later --at "
+            "or a shorter --horizon"
+        )
+    if history.last_event is not None and history.last_event < at.timestamp():
+        click.echo(
+            f"warning: {history_file.name} ends at {iso(history.last_event)}, before --at: the quiet months after "
+            "it count as churn in training",
+            err=True,
+        )
+    started = time.perf_counter()
+    X = np.array([features(history.cuts[0].states[c], cut, first_rhythm) for c in train.ids])
+    fitted = fit_logistic(X, train.churned, monotone=True)
+    p = np.clip(fitted.predict(X), 1e-12, 1 - 1e-12)
+    y = train.churned
+    log_loss = float(-(y * np.log(p) + (~y) * np.log(1 - p)).mean())
+    fit_s = time.perf_counter() - started
+    from datetime import UTC, datetime
+
+    document = to_document(
+        fitted, str(history_file), at, datetime.fromtimestamp(cut, UTC), horizon_days, first_rhythm, y, log_loss
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_model(out, document)
+    except OSError as exc:
+        raise CommandError(f"cannot write {out}: {exc.strerror or exc}") from None
+    table = Table(
+        title=f"logistic churn model on {history_file.name}: features at {iso(cut)}, labels to {iso(at.timestamp())}",
+        title_justify="left",
+    )
+    table.add_column("", justify="left")
+    table.add_column("value", justify="right")
+    table.add_row("intercept", f"{fitted.weights[0]:+.4f}")
+    for name, w in zip(FEATURES, fitted.weights[1:], strict=True):
+        table.add_row(f"weight: {name} (standardised)", f"{w:+.4f}")
+    for name, value in (
+        ("horizon (days)", f"{horizon_days:g}"),
+        ("log loss (training)", f"{log_loss:.4f}"),
+        ("converged", "yes" if fitted.converged else "no"),
+        ("customers (bought by the feature cut)", f"{len(y):,}"),
+        ("of them churned", f"{int(y.sum()):,}"),
+        ("records read", f"{history.records:,}" + skipped(history)),
+        ("seconds: read and replay", f"{read_s:.2f}"),
+        ("seconds: fit", f"{fit_s:.2f}"),
+    ):
+        table.add_row(name, value)
+    Console().print(table)
+    Console().print(f"wrote {out}")
+    return 0 if fitted.converged else 1

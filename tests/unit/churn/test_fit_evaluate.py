@@ -387,3 +387,55 @@ def test_fit_reads_an_order_export_through_a_mapping(tmp_path: Path) -> None:
     x, t_x, T = np.array([2.0, 1.0, 0.0]), np.array([59.0, 31.0, 0.0]), np.array([151.0, 147.0, 120.0])
     direct = fit_bgnbd(x, t_x, T)
     assert document["params"]["r"] == pytest.approx(direct.params.r, rel=1e-6)
+
+
+# --- the logistic model as a model file
+
+
+def test_fit_kind_logistic_writes_a_model_evaluate_scores_as_its_own_training(history, tmp_path: Path) -> None:
+    from streams.churn.logistic import FEATURES, GROW_WITH_TIME
+    from streams.core.churn.modelfile import ChurnModelError, load_churn_model
+
+    path, times = history
+    out = tmp_path / "logistic.yaml"
+    fit = run(["fit", str(path), "--at", iso(360.0), "--kind", "logistic", "--horizon", "60", "--out", str(out)])
+    assert fit.exit_code == 0, fit.output
+    document = yaml.safe_load(out.read_text())
+    assert document["kind"] == "logistic" and document["horizon_days"] == 60.0
+    assert list(document["weights"]) == list(FEATURES)
+    assert all(document["weights"][name] >= 0 for name in GROW_WITH_TIME)  # the score only grows while quiet
+    # Trained on the buyers by day 300, labelled by their purchases in (300, 360], counted here.
+    ids, churned, *_ = _independent(times, START.timestamp() + 300.0 * DAY, 60.0)
+    assert document["trained"] == {
+        "features_at": iso(300.0),
+        "labels_until": iso(360.0),
+        "customers": len(ids),
+        "churned": int(churned.sum()),
+    }
+    args = ["evaluate", str(path), "--at", iso(360.0), "--horizon", "60", "--json"]
+    from_file = json.loads(run([*args, "--churn-model", str(out)]).output)
+    trained_here = json.loads(run([*args, "--logistic"]).output)
+    assert from_file["methods"]["logistic"] == pytest.approx(trained_here["methods"]["logistic"], rel=1e-9)
+    assert from_file["churn_model"] == f"logistic.yaml@{iso(360.0)}"
+    # The live churn signals read BG/NBD files only: the worker's loader refuses this one, naming the kind.
+    with pytest.raises(ChurnModelError, match="kind"):
+        load_churn_model(out)
+    for bad, says in (
+        (["--horizon", "90"], "trained for a 60-day horizon"),
+        (["--horizon", "60", "--logistic"], "drop --logistic"),
+    ):
+        result = CliRunner().invoke(
+            journey, ["evaluate", str(path), "--at", iso(360.0), "--churn-model", str(out), *bad]
+        )
+        assert result.exit_code == 2 and says in result.output, result.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(out.read_text().replace("log_returns:", "log_refunds:"))
+    result = CliRunner().invoke(journey, [*args[:-1], "--churn-model", str(broken)])
+    assert result.exit_code == 2 and "must name exactly these features" in result.output, result.output
+
+
+def test_fit_kind_logistic_needs_both_outcomes_one_horizon_earlier(history) -> None:
+    result = CliRunner().invoke(
+        journey, ["fit", str(history[0]), "--at", iso(100.0), "--kind", "logistic", "--horizon", "200"]
+    )
+    assert result.exit_code == 2 and "--at minus --horizon" in result.output, result.output
