@@ -138,11 +138,13 @@ def first_reaching(score, T_from: float, threshold: float, *, rising: bool = Tru
         return T_from
     span = max(1.0, span)
     hi = T_from + span
-    while gap(hi) < 0:
+    while (high := gap(hi)) < 0:
         span *= 2.0
         hi = T_from + span
         if span > 1e9:  # days: past any instant a datetime holds
             return None
+    if not math.isfinite(high):  # a score the closed form cannot give here (overflow): no instant to name
+        return None
     root = float(brentq(gap, T_from, hi, xtol=1e-8, rtol=1e-12, maxiter=100))
     step = 1e-8
     while gap(root) < 0:

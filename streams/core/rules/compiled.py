@@ -182,7 +182,8 @@ def _passed(rising: bool, strict: bool, limit: float) -> Callable[[float], bool]
 
 
 class Rules:
-    """A validated rules file, compiled. Immutable; share one per process."""
+    """A validated rules file, compiled. Immutable (but for the crossings it keeps, which only spare work);
+    share one per process."""
 
     def __init__(self, spec: RulesFile, source: str = "rules", churn: ChurnModel | None = None) -> None:
         """`churn`: the model the churn signals score with (`streams/core/churn/modelfile.py`); None: they
