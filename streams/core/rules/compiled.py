@@ -33,6 +33,8 @@ _STRICT_NUDGE = 0.001
 #: reads as flipped: the root find lands within a few milliseconds of it.
 _CURVE_STEPS = 48
 _CURVE_BACK = 8
+#: Crossings kept per rules (`Rules.next_due`), by purchase history; all dropped at once when full.
+_CROSSINGS_KEPT = 16_384
 #: The churn scores `Rules.churn_view` shows.
 _CHURN_SCORES = ("churn_risk", "p_alive", "expected_purchases")
 #: The evidence keys that name the churn model a change was decided with, and its horizon.
@@ -180,7 +182,8 @@ def _passed(rising: bool, strict: bool, limit: float) -> Callable[[float], bool]
 
 
 class Rules:
-    """A validated rules file, compiled. Immutable; share one per process."""
+    """A validated rules file, compiled. Immutable (but for the crossings it keeps, which only spare work);
+    share one per process."""
 
     def __init__(self, spec: RulesFile, source: str = "rules", churn: ChurnModel | None = None) -> None:
         """`churn`: the model the churn signals score with (`streams/core/churn/modelfile.py`); None: they
@@ -229,6 +232,7 @@ class Rules:
             for name, op, limit in curves
             if (curve := (signal := CATALOGUE[name]).curve) is not None  # always: `_curve_checks` keeps only these
         ]
+        self._crossings: dict[tuple, float | None] = {}
         #: The model scores the rules read (their evidence names the model).
         self.churn_signals = frozenset(name for c in conds for name in signals_of(c) if CATALOGUE[name].curve)
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
@@ -376,6 +380,30 @@ class Rules:
         """Whether an event with these marks can change when time alone next changes an answer."""
         return self._due_on is None or not self._due_on.isdisjoint(marks)
 
+    def _crossing(self, i: int, state: CustomerState, after: float) -> float | None:
+        """The first millisecond (times are kept to the millisecond) after `after` at which the comparison on a
+        model score (`self._curves[i]`) reads as flipped; None: never. The score has not passed it at `after`."""
+        read, reach, limit, passed = self._curves[i]
+        at = reach(state, self.ctx, after, limit)
+        if at is None:
+            return None
+        at, step = math.ceil(max(at, after) * 1000.0) / 1000.0, 0.001
+        for _ in range(_CURVE_STEPS):
+            value = read(state, at, self.ctx)
+            if value is not None and passed(value):
+                break
+            at = round(at + step, 3)
+            step *= 2.0
+        else:
+            return None
+        for _ in range(_CURVE_BACK):  # and not a millisecond later than that
+            earlier = round(at - 0.001, 3)
+            value = read(state, earlier, self.ctx) if earlier > after else None
+            if value is None or not passed(value):
+                break
+            at = earlier
+        return at
+
     def next_due(self, state: CustomerState, after: float) -> float | None:
         """The earliest instant after `after` at which time alone may change a rule's answer."""
         best = None
@@ -392,30 +420,20 @@ class Rules:
                 at = anchor + limit * DAY + nudge
                 if at > after and (best is None or at < best):
                     best = at
-        for read, reach, limit, passed in self._curves:
+        for i, (read, _, _, passed) in enumerate(self._curves):
             value = read(state, after, self.ctx)
             if value is None or passed(value):
                 continue  # no score yet (an event sets one, and reschedules), or past the flip for good
-            at = reach(state, self.ctx, after, limit)
-            if at is None or (best is not None and at >= best + 1.0):
-                continue
-            # The first millisecond (times are kept to the millisecond) at which the comparison reads as flipped.
-            at, step = math.ceil(max(at, after) * 1000.0) / 1000.0, 0.001
-            for _ in range(_CURVE_STEPS):
-                value = read(state, at, self.ctx)
-                if value is not None and passed(value):
-                    break
-                at = round(at + step, 3)
-                step *= 2.0
-            else:
-                continue
-            for _ in range(_CURVE_BACK):  # and not a millisecond later than that
-                earlier = round(at - 0.001, 3)
-                value = read(state, earlier, self.ctx) if earlier > after else None
-                if value is None or not passed(value):
-                    break
-                at = earlier
-            if at > after and (best is None or at < best):
+            # For one purchase history the crossing is one instant, whenever it is asked for: kept, so that the
+            # events and due times between two purchases do not search for it again.
+            key = (i, state.first_purchase_at, state.last_purchase_at, state.purchases)
+            try:
+                at = self._crossings[key]
+            except KeyError:
+                if len(self._crossings) >= _CROSSINGS_KEPT:
+                    self._crossings.clear()
+                at = self._crossings[key] = self._crossing(i, state, after)
+            if at is not None and at > after and (best is None or at < best):
                 best = at
         if state.support_log:
             for expiries in self._windows:

@@ -258,6 +258,9 @@ def _churn_signal(name: str, doc: str, score: Callable[..., float], rising: bool
         assert ctx.churn is not None and state.first_purchase_at is not None
         x, t_x, T = inputs
         params, horizon = ctx.churn.params, ctx.churn_horizon_days
+        if score is bgnbd.churn_risk:  # the one the shipped rules use: a faster search of its own
+            found = bgnbd.crossing(params, x, t_x, T, horizon, limit)
+            return None if found is None else state.first_purchase_at + found * DAY
         found = bgnbd.first_reaching(
             lambda at: score(params, x, t_x, at, horizon), T, limit, rising=rising, span=max(horizon, T - t_x)
         )

@@ -202,3 +202,17 @@ def test_a_purchase_moves_the_due_time_and_resets_the_risk():
     assert back.state.lifecycle == "loyal"
     due = next_due(back.state)
     assert due is not None and due >= (DAY0 + timedelta(days=25 + 81 + 30)).timestamp()
+
+
+def test_a_kept_crossing_is_the_one_a_fresh_search_finds(tmp_path):
+    """The rules keep a crossing per purchase history: asked again later (other events, other due times), the
+    answer is the one a search from that later instant finds."""
+    kept = rules_with(tmp_path, "{signal: churn_risk, gte: 0.6}")
+    state = buyer([0, 10, 20, 25])
+    first = kept.next_due(state, state.last_seen)
+    for later in (1.0, 17.5, 44.0):
+        fresh = rules_with(tmp_path, "{signal: churn_risk, gte: 0.6}")
+        after = state.last_seen + later * DAY
+        assert kept.next_due(state, after) == fresh.next_due(state, after) == first
+    moved = buyer([0, 10, 20, 25, 30])  # another purchase: another history, another crossing
+    assert kept.next_due(moved, moved.last_seen) == brute_force(kept, moved, moved.last_seen, "churn_risk", "gte", 0.6)

@@ -146,3 +146,23 @@ def test_explain_shows_the_score_and_its_inputs(model_file):
     assert f"churn_risk {view['churn_risk']:.3f} (no purchase within 90 days)" in line
     assert "churn-model.yaml@2026-01-01T00:00:00Z" in line and "x=3 repeat purchases" in line
     assert "t_x=89.000 d" in line and "T=89.000 d" in line
+
+
+def test_both_engines_refuse_to_start_on_a_bad_model_file(model_file, clean_env, monkeypatch, caplog):
+    """Before anything connects: exit code 2, one error line naming the file's line."""
+    from streams.live import faust_app, worker
+
+    model_file.write_text(model_file.read_text().replace("alpha: 30.9", "alpha: .inf"))
+    settings = Settings(churn_model_file=model_file, http_port=0)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        worker.run_worker(settings)
+    assert stopped.value.code == 2 and "churn-model.yaml line 4: params.alpha" in caplog.text
+
+    async def no_problem(settings):  # the broker check comes first in the Faust start; none here
+        return None
+
+    monkeypatch.setattr(faust_app.security, "diagnose", no_problem)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        faust_app.run_faust_worker(settings)
+    assert stopped.value.code == 2 and "churn-model.yaml line 4: params.alpha" in caplog.text
