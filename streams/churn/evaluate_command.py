@@ -88,7 +88,9 @@ def evaluate(
                 f"--churn-model {logistic_file.name} was trained for a {logistic_file.horizon_days:g}-day horizon: "
                 f"evaluate it with --horizon {logistic_file.horizon_days:g}, or fit one for {horizon_days:g} days"
             )
-    core_model = rules_model(rules, churn_model if logistic_file is None else None)
+    core_model = rules_model(
+        rules, churn_model if logistic_file is None else None, without_churn=logistic_file is not None
+    )
     model = core_model.rules.churn  # --churn-model, else JOURNEY_CHURN_MODEL_FILE's
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY

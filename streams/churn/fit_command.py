@@ -34,7 +34,7 @@ def fit_command(
         if kind == "logistic":
             return fit_logistic_command(history_file, mapping, at, out, horizon_days)
         started = time.perf_counter()
-        history = read_history(history_file, mapping, rules_model(None), [(at.timestamp(), None)])
+        history = read_history(history_file, mapping, rules_model(None, without_churn=True), [(at.timestamp(), None)])
         read_s = time.perf_counter() - started
         if history.first_event is not None and at.timestamp() < history.first_event:
             raise before_first(history_file, at, history)
@@ -100,7 +100,7 @@ def fit_logistic_command(history_file: Path, mapping: str | None, at, out: Path,
     if not (np.isfinite(horizon_days) and horizon_days > 0):
         raise CommandError(f"--horizon must be a positive number of days, not {horizon_days:g}")
     started = time.perf_counter()
-    model = rules_model(None)
+    model = rules_model(None, without_churn=True)
     first_rhythm = float(model.rules.spec.settings.first_rhythm_days)
     cut = at.timestamp() - horizon_days * DAY
     history = read_history(history_file, mapping, model, [(cut, horizon_days * DAY)])

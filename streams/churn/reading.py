@@ -34,12 +34,19 @@ def parse_at(value: str, option: str = "--at") -> datetime:
     return at
 
 
-def rules_model(rules: Path | None, churn: Path | None = None) -> Model:
+def rules_model(rules: Path | None, churn: Path | None = None, *, without_churn: bool = False) -> Model:
     """The rules, playbook, churn model and money settings of the JOURNEY_* settings (what the worker uses),
-    with `rules` and `churn` (a model file) in place of JOURNEY_RULES_FILE and JOURNEY_CHURN_MODEL_FILE."""
+    with `rules` and `churn` (a model file) in place of JOURNEY_RULES_FILE and JOURNEY_CHURN_MODEL_FILE;
+    `without_churn`: no churn model at all (a fit reads purchases only, and may be replacing that file)."""
+    from typing import Any
+
     from streams.settings import Settings
 
-    overrides = {name: value for name, value in (("rules_file", rules), ("churn_model_file", churn)) if value}
+    overrides: dict[str, Any] = {
+        name: value for name, value in (("rules_file", rules), ("churn_model_file", churn)) if value
+    }
+    if without_churn:
+        overrides["churn_model_file"] = None
     try:
         return Settings.model_validate(overrides).load_model()
     except ValueError as exc:

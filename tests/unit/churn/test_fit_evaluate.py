@@ -439,3 +439,16 @@ def test_fit_kind_logistic_needs_both_outcomes_one_horizon_earlier(history) -> N
         journey, ["fit", str(history[0]), "--at", iso(100.0), "--kind", "logistic", "--horizon", "200"]
     )
     assert result.exit_code == 2 and "--at minus --horizon" in result.output, result.output
+
+
+def test_fit_ignores_the_churn_model_setting_it_may_be_replacing(history, tmp_path: Path) -> None:
+    broken = tmp_path / "old-model.yaml"
+    broken.write_text("kind: bgnbd\nparams: {r: -1}\n")
+    out = tmp_path / "new.yaml"
+    result = CliRunner().invoke(
+        journey,
+        ["fit", str(history[0]), "--at", iso(300.0), "--out", str(out)],
+        env={"JOURNEY_CHURN_MODEL_FILE": str(broken)},
+    )
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(out.read_text())["kind"] == "bgnbd"
