@@ -58,7 +58,7 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import pass_lost_offsets, process_until_done, publish_stats
+from streams.live.worker import load_model_or_exit, pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -628,7 +628,9 @@ async def check_security(settings: Settings) -> None:
 def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
     """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
     asyncio.run(check_security(settings))
-    app = create_app(settings)
+    # A rules, playbook or churn model file that does not validate stops the start as it stops the aiokafka
+    # worker's: logged, naming the line, exit code 2.
+    app = create_app(settings, load_model_or_exit(settings))
     app.journey.security_checked = True
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
     # faust's start-up spinner writes terminal control codes to stdout even when it is no terminal (a log
