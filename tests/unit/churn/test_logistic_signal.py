@@ -7,19 +7,18 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from churn_search import brute_force
+from churn_helpers import brute_force, logistic_document
 from journeys import DAY0, event, touchpoint
 from rich.console import Console
 
 from schemas import TouchpointEvent
-from streams.churn.logistic import Logistic, fit_logistic
-from streams.churn.logistic_file import to_document
+from streams.churn.logistic import Logistic
 from streams.core import advance, apply_event
 from streams.core.churn.features import FEATURES, GROW_WITH_TIME, features
 from streams.core.churn.logistic import LogisticModel
@@ -90,17 +89,8 @@ def test_no_score_before_a_purchase():
     assert view is not None and view["churn_risk"] is None and view["contributions"] == []
 
 
-def fitted_document(tmp_path: Path, horizon: float = 90.0) -> dict:
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(400, len(FEATURES))) + 2.0
-    y = (X[:, 0] + rng.normal(size=400) > 2.0).astype(float)
-    fitted = fit_logistic(X, y, monotone=True)
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    return to_document(fitted, "orders.csv", at, at, horizon, 30.0, y.astype(bool), 0.5)
-
-
 def test_a_file_from_the_trainer_scores_as_the_trainer(tmp_path):
-    document = fitted_document(tmp_path)
+    document = logistic_document()
     path = tmp_path / "logit.json"
     write_model(path, document)
     model = load_model_file(path)
@@ -140,7 +130,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("spoil", "message"), HOSTILE)
 def test_a_hostile_logistic_file_is_refused_naming_what_is_wrong(tmp_path, spoil, message):
-    document = fitted_document(tmp_path)
+    document = logistic_document()
     spoil(document)
     path = tmp_path / "logit.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -149,7 +139,7 @@ def test_a_hostile_logistic_file_is_refused_naming_what_is_wrong(tmp_path, spoil
 
 
 def test_negative_time_weights_are_refused_as_they_would_break_monotonicity(tmp_path):
-    document = fitted_document(tmp_path)
+    document = logistic_document()
     for name in GROW_WITH_TIME:
         document["weights"][name] = -abs(document["weights"][name]) - 0.1
     path = tmp_path / "logit.yaml"
@@ -161,7 +151,7 @@ def test_negative_time_weights_are_refused_as_they_would_break_monotonicity(tmp_
 
 def test_a_horizon_other_than_the_rules_is_refused_at_start_naming_both(tmp_path, monkeypatch):
     path = tmp_path / "logit180.yaml"
-    write_model(path, fitted_document(tmp_path, horizon=180.0))
+    write_model(path, logistic_document(180.0))
     monkeypatch.setenv("JOURNEY_CHURN_MODEL_FILE", str(path))
     monkeypatch.setenv("JOURNEY_RULES_FILE", str(CHURN_RULES))
     with pytest.raises(ChurnModelError, match=r"horizon_days 180 .* churn_horizon_days 90"):

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from churn_search import brute_force
+from churn_helpers import brute_force
 from journeys import DAY0, touchpoint
 
 from streams.core import advance, apply_event
