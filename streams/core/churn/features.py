@@ -48,24 +48,42 @@ def own_interval_days(state: CustomerState, first_rhythm_days: float) -> float:
     return first_rhythm_days if interval is None else interval / DAY
 
 
-def features(state: CustomerState, at: float, first_rhythm_days: float) -> list[float]:
-    """The values of `FEATURES`, in order, for a customer with a purchase, at `at`."""
+#: Where the features time moves sit in `FEATURES` (the rest stay put until the next event).
+MOVED_AT = tuple(FEATURES.index(name) for name in GROW_WITH_TIME)
+
+
+def moving_features(state: CustomerState, at: float, rhythm_days: float) -> tuple[float, float, float, float]:
+    """The `GROW_WITH_TIME` features at `at` (days since the last purchase, since the first, gap / rhythm, since
+    last seen; logs), for a customer with a purchase whose own interval is `rhythm_days`."""
     gap = days_since_last_purchase(state, at)
-    rhythm = own_interval_days(state, first_rhythm_days)
+    assert state.first_purchase_at is not None
+    return (
+        math.log1p(gap),
+        math.log1p(max(0.0, (at - state.first_purchase_at) / DAY)),
+        math.log1p(gap / rhythm_days) if rhythm_days > 0 else math.log1p(gap) + 5.0,
+        math.log1p(max(0.0, (at - state.last_seen) / DAY)),
+    )
+
+
+def fixed_features(state: CustomerState, rhythm_days: float) -> tuple[float, ...]:
+    """The other eight, in `FEATURES` order: only an event changes them."""
     sentiment = state.mean_support_sentiment
     counts = state.counts
-    assert state.first_purchase_at is not None
-    return [
-        math.log1p(gap),
+    return (
         math.log1p(state.purchases),
-        math.log1p(max(0.0, (at - state.first_purchase_at) / DAY)),
-        math.log1p(rhythm),
-        math.log1p(gap / rhythm) if rhythm > 0 else math.log1p(gap) + 5.0,
+        math.log1p(rhythm_days),
         math.log1p(max(0.0, state.average_spend)),
-        math.log1p(max(0.0, (at - state.last_seen) / DAY)),
         math.log1p(sum(counts.values())),
         math.log1p(state.support_contacts),
         0.0 if sentiment is None else float(sentiment),
         math.log1p(counts.get("return", 0) + counts.get("refund", 0)),
         float(state.negative_reviews),
-    ]
+    )
+
+
+def features(state: CustomerState, at: float, first_rhythm_days: float) -> list[float]:
+    """The values of `FEATURES`, in order, for a customer with a purchase, at `at`."""
+    rhythm = own_interval_days(state, first_rhythm_days)
+    gap, tenure, over, seen = moving_features(state, at, rhythm)
+    purchases, rhythm_log, spend, events, support, sentiment, returns, negative = fixed_features(state, rhythm)
+    return [gap, purchases, tenure, rhythm_log, over, spend, seen, events, support, sentiment, returns, negative]

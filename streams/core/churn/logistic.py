@@ -18,7 +18,16 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.core.churn.bgnbd import first_reaching
-from streams.core.churn.features import DAY, FEATURES, GROW_WITH_TIME, features
+from streams.core.churn.features import (
+    DAY,
+    FEATURES,
+    GROW_WITH_TIME,
+    MOVED_AT,
+    features,
+    fixed_features,
+    moving_features,
+    own_interval_days,
+)
 from streams.core.churn.modelfile import ChurnModelError, FittedOn
 from streams.core.state import CustomerState
 from streams.yamlfile import validated_yaml
@@ -147,7 +156,20 @@ class LogisticModel:
         if limit >= 1.0:
             return None
         target = math.log(limit / (1.0 - limit))
-        found = first_reaching(lambda days: self.logit(state, after + days * DAY), 0.0, target, span=self.horizon_days)
+        rhythm = own_interval_days(state, self.first_rhythm_days)
+        still = [term for i, term in enumerate(self._terms) if i not in MOVED_AT]
+        fixed = self.intercept + sum(
+            w * (x - m) / s for (w, m, s), x in zip(still, fixed_features(state, rhythm), strict=True)
+        )
+        moved = [self._terms[i] for i in MOVED_AT]
+
+        def logit(days: float) -> float:  # only the time-moved features are computed again
+            z = fixed
+            for (w, m, s), x in zip(moved, moving_features(state, after + days * DAY, rhythm), strict=True):
+                z += w * (x - m) / s
+            return z
+
+        found = first_reaching(logit, 0.0, target, span=self.horizon_days)
         return None if found is None else after + found * DAY
 
     def history_key(self, state: CustomerState) -> tuple:
