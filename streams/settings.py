@@ -162,8 +162,8 @@ class Settings(BaseSettings):
     )
     churn_model_file: Path | None = Field(
         None,
-        description="The churn model (YAML or JSON, as `journey fit` writes it) the rules' churn signals score "
-        "with; unset: those signals have no value.",
+        description="The churn model (YAML or JSON, as `journey fit` writes it: kind bgnbd or logistic) the rules' "
+        "churn signals score with; unset: those signals have no value.",
     )
     dedupe_window: PositiveInt = Field(
         16, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
@@ -330,7 +330,7 @@ class Settings(BaseSettings):
                 ", ".join(sorted(model.rules.churn_signals)),
             )
         elif churn is not None:
-            log.info("churn model %s (%s)", churn.label, getattr(churn, "params", churn.kind))
+            log.info("churn model %s (%s)", churn.label, getattr(churn, "params", churn.kind))  # logistic: no params
         return model
 
     def time_guard(self) -> TimeGuard:
