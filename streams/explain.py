@@ -104,6 +104,14 @@ def _churn_line(view: dict) -> str:
     model = shown(view["model"])
     if view["churn_risk"] is None:
         return f"churn model {model}: no score before a first purchase"
+    if view.get("kind") == "logistic":
+        parts = ", ".join(
+            f"{shown(row['feature'])} {row['value']:.3f} ({row['contribution']:+.3f})" for row in view["contributions"]
+        )
+        return (
+            f"churn model {model} (logistic): churn_risk {view['churn_risk']:.3f} (no purchase within "
+            f"{view['horizon_days']:g} days); largest contributions (feature value (weight x standardised)): {parts}"
+        )
     return (
         f"churn model {model}: churn_risk {view['churn_risk']:.3f} (no purchase within {view['horizon_days']:g} days), "
         f"p_alive {view['p_alive']:.3f}, expected_purchases {view['expected_purchases']:.3f}; "

@@ -162,8 +162,8 @@ class Settings(BaseSettings):
     )
     churn_model_file: Path | None = Field(
         None,
-        description="The churn model (YAML or JSON, as `journey fit` writes it) the rules' churn signals score "
-        "with; unset: those signals have no value.",
+        description="The churn model (YAML or JSON, as `journey fit` writes it: kind bgnbd or logistic) the rules' "
+        "churn signals score with; unset: those signals have no value.",
     )
     dedupe_window: PositiveInt = Field(
         16, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
@@ -307,12 +307,12 @@ class Settings(BaseSettings):
         """The rules, playbook, churn model and money settings these settings name, validated (a bad file raises,
         naming the line). Rules that read a churn signal with no churn model configured are logged once, as a
         warning: they run, but no comparison on a churn score ever holds."""
-        from streams.core.churn.modelfile import load_churn_model
+        from streams.core.churn.modelfile import load_model_file
         from streams.core.model import load_model
         from streams.core.money import load_money
 
         money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
-        churn = None if self.churn_model_file is None else load_churn_model(self.churn_model_file)
+        churn = None if self.churn_model_file is None else load_model_file(self.churn_model_file)
         model = load_model(
             self.rules_file,
             self.playbook_file,
@@ -330,7 +330,7 @@ class Settings(BaseSettings):
                 ", ".join(sorted(model.rules.churn_signals)),
             )
         elif churn is not None:
-            log.info("churn model %s (%s)", churn.label, churn.params)
+            log.info("churn model %s (%s)", churn.label, getattr(churn, "params", churn.kind))  # logistic: no params
         return model
 
     def time_guard(self) -> TimeGuard:

@@ -14,20 +14,12 @@ from __future__ import annotations
 import math
 
 from streams.core import CustomerState
+from streams.core.churn.features import days_since_last_purchase, own_interval_days
 
-DAY = 86_400.0
+__all__ = ["days_since_last_purchase", "gap_ratio", "own_interval_days"]
+
 QUIET_DAYS = 90.0
 GAP_TIMES = 2.0
-
-
-def days_since_last_purchase(state: CustomerState, at: float) -> float:
-    assert state.last_purchase_at is not None
-    return max(0.0, (at - state.last_purchase_at) / DAY)
-
-
-def own_interval_days(state: CustomerState, first_rhythm_days: float) -> float:
-    interval = state.mean_purchase_interval
-    return first_rhythm_days if interval is None else interval / DAY
 
 
 def gap_ratio(state: CustomerState, at: float, first_rhythm_days: float) -> float:

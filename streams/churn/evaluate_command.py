@@ -64,7 +64,7 @@ def evaluate(
 ) -> dict:
     """The figures `--json` prints (stable keys); raises CommandError on input the user must fix."""
     from streams.core.churn.bgnbd import churn_risk
-    from streams.core.churn.modelfile import ChurnModelError, load_churn_model
+    from streams.core.churn.modelfile import ChurnModel, ChurnModelError, load_churn_model
 
     at = parse_at(at_text)
     if not (math.isfinite(horizon_days) and horizon_days > 0):
@@ -88,9 +88,7 @@ def evaluate(
                 f"--churn-model {logistic_file.name} was trained for a {logistic_file.horizon_days:g}-day horizon: "
                 f"evaluate it with --horizon {logistic_file.horizon_days:g}, or fit one for {horizon_days:g} days"
             )
-    core_model = rules_model(
-        rules, churn_model if logistic_file is None else None, without_churn=logistic_file is not None
-    )
+    core_model = rules_model(rules, churn_model)  # a logistic model too: the rules' churn_risk reads it
     model = core_model.rules.churn  # --churn-model, else JOURNEY_CHURN_MODEL_FILE's
     first_rhythm = float(core_model.rules.spec.settings.first_rhythm_days)
     at_s, horizon_s = at.timestamp(), horizon_days * DAY
@@ -113,12 +111,14 @@ def evaluate(
     states = [now.cut.states[cid] for cid in now.ids]
     truth = now.churned
     risk = None
-    if model is not None:
+    if isinstance(model, ChurnModel):
         risk = []
         for state in states:
             inputs = bgnbd_inputs(state, at_s)
             assert inputs is not None
             risk.append(churn_risk(model.params, *inputs, horizon_days))
+    elif logistic_file is not None:  # the live scorer, as the rules' churn_risk reads it
+        risk = [logistic_file.probability(state, at_s) for state in states]
     since = np.array([baselines.days_since_last_purchase(s, at_s) for s in states])
     ratio = np.array([baselines.gap_ratio(s, at_s, first_rhythm) for s in states])
     methods: dict[str, Scores | None] = {
@@ -131,10 +131,8 @@ def evaluate(
     if with_logistic:
         methods["logistic"], training = _logistic(history.cuts[1], states, truth, at_s, first_rhythm)
     elif logistic_file is not None:
-        from streams.churn.logistic import features
-
-        X = np.array([features(s, at_s, logistic_file.first_rhythm_days) for s in states])
-        p = logistic_file.model.predict(X)
+        assert risk is not None
+        p = np.array(risk)
         methods["logistic"] = scores(p >= LOGISTIC_THRESHOLD, truth, p)
         training = {"model": logistic_file.label}
     one_time = sum(1 for s in states if s.purchases == 1)
@@ -143,7 +141,7 @@ def evaluate(
         "at": iso(at_s),
         "horizon_days": horizon_days,
         "rules": core_model.rules.source,  # the rules file's name
-        "churn_model": (logistic_file.label if logistic_file is not None else None if model is None else model.label),
+        "churn_model": None if model is None else model.label,
         "records": history.records,
         "not_events": history.rejected,
         "before_earliest_event_time": history.too_early,

@@ -3,69 +3,24 @@
 Trained on an earlier window of the same history (features at T − H, label: no purchase in
 (T − H, T]) and applied at T, so it never sees the labels it is judged on. Features are logs of
 recency, frequency, tenure, rhythm, spend and the support, review and return counts, standardised
-on the training window; the fit is L2-penalised maximum likelihood (scipy, closed-form gradient).
+on the training window (one definition, `streams/core/churn/features.py`, which the live
+`churn_risk` reads too); the fit is L2-penalised maximum likelihood (scipy, closed-form gradient).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from streams.churn.baselines import days_since_last_purchase, own_interval_days
-from streams.core import CustomerState
+from streams.core.churn.features import FEATURES, GROW_WITH_TIME, features
 
-DAY = 86_400.0
-FEATURES = (
-    "log_days_since_last_purchase",
-    "log_purchases",
-    "log_days_since_first_purchase",
-    "log_rhythm_days",
-    "log_gap_over_rhythm",
-    "log_average_spend",
-    "log_days_since_last_seen",
-    "log_events",
-    "log_support_contacts",
-    "mean_support_sentiment",
-    "log_returns",
-    "negative_reviews",
-)
-#: The features that grow while a customer is quiet (time alone moves them). With non-negative weights on
-#: these (`fit_logistic(monotone=True)`) the score can only grow with time for a fixed history, as
-#: `churn_risk` does, so a threshold crossing would be a root, like BG/NBD's.
-GROW_WITH_TIME = (
-    "log_days_since_last_purchase",
-    "log_days_since_first_purchase",
-    "log_gap_over_rhythm",
-    "log_days_since_last_seen",
-)
+__all__ = ["FEATURES", "GROW_WITH_TIME", "Logistic", "features", "fit_logistic"]
+
 #: The penalty on the standardised weights (per customer): small, it only keeps separable data finite.
 L2 = 1e-4
-
-
-def features(state: CustomerState, at: float, first_rhythm_days: float) -> list[float]:
-    gap = days_since_last_purchase(state, at)
-    rhythm = own_interval_days(state, first_rhythm_days)
-    sentiment = state.mean_support_sentiment
-    returns = state.counts.get("return", 0) + state.counts.get("refund", 0)
-    assert state.first_purchase_at is not None
-    return [
-        math.log1p(gap),
-        math.log1p(state.purchases),
-        math.log1p(max(0.0, (at - state.first_purchase_at) / DAY)),
-        math.log1p(rhythm),
-        math.log1p(gap / rhythm) if rhythm > 0 else math.log1p(gap) + 5.0,
-        math.log1p(max(0.0, state.average_spend)),
-        math.log1p(max(0.0, (at - state.last_seen) / DAY)),
-        math.log1p(sum(state.counts.values())),
-        math.log1p(state.support_contacts),
-        0.0 if sentiment is None else float(sentiment),
-        math.log1p(returns),
-        float(state.negative_reviews),
-    ]
 
 
 @dataclass(frozen=True)

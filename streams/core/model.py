@@ -17,6 +17,7 @@ from streams.core.playbook.playbook import DEFAULT_HOLDOUT_SALT, Playbook, load_
 from streams.core.rules.compiled import Rules, load_rules
 
 if TYPE_CHECKING:
+    from streams.core.churn.logistic import LogisticModel
     from streams.core.churn.modelfile import ChurnModel
 
 
@@ -39,12 +40,12 @@ def load_model(
     money: Money | None = None,
     default_timezone: str = "UTC",
     holdout_salt: str | None = None,
-    churn: ChurnModel | None = None,
+    churn: ChurnModel | LogisticModel | None = None,
 ) -> Model:
     """`money`: from `streams.core.money.load_money` (the default: EUR, no rates); `default_timezone`: the
     zone of quiet hours for customers with no zone of their own or of their country (JOURNEY_DEFAULT_TIMEZONE);
     `holdout_salt`: the key of holdout draws (JOURNEY_HOLDOUT_SALT; None: the documented default); `churn`: the
-    churn model the rules' churn signals score with (`load_churn_model`, JOURNEY_CHURN_MODEL_FILE; None: no value)."""
+    churn model the rules' churn signals score with (`load_model_file`, JOURNEY_CHURN_MODEL_FILE; None: no value)."""
     rules = load_rules(rules_file, churn=churn)
     types = {r.type for r in rules.spec.lifecycle} | {r.type for r in rules.spec.traits}
     salt = DEFAULT_HOLDOUT_SALT if holdout_salt is None else holdout_salt

@@ -10,15 +10,18 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
 from schemas import TouchpointEvent
+from streams.churn.logistic import Logistic
+from streams.churn.logistic_file import to_document as logistic_document
 from streams.cli import main as journey
 from streams.core.churn.bgnbd import Params
 from streams.core.churn.fit import Fit
-from streams.core.churn.modelfile import load_churn_model, to_document, write_model
+from streams.core.churn.modelfile import load_model_file, to_document, write_model
 from streams.core.model import load_model
 from streams.core.playbook.playbook import DEFAULT_PLAYBOOK_FILE
 from streams.core.rules.compiled import CHURN_RULES
@@ -200,18 +203,36 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     assert d.wait_stat(worker, "deferred", total) == total
 
 
-def test_live_replay_with_a_churn_model_gives_what_the_offline_replay_gives(deploy, tmp_path, engine):
-    """churn.yaml with a model file: at_risk decided by churn_risk crossing its threshold at a due time computed
-    from the model, live (worker on the event clock, then the clock advanced) exactly as offline."""
+def write_churn_model(path: Path, kind: str) -> None:
+    """A BG/NBD model file (CDNOW's parameters), or a logistic one (as `journey fit --kind logistic` writes it;
+    non-negative weights on the features time moves, both signs on the rest)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    if kind == "bgnbd":
+        fit = Fit(Params(0.243, 30.9, 0.793, 2.426), -100.0, True, 150, 10, "ok")
+        write_model(path, to_document(fit, "orders.jsonl", 150, at))
+        return
+    model = Logistic(
+        np.array([3.0, 1.0, 4.0, 3.5, 0.5, 3.0, 3.0, 1.5, 0.2, 0.0, 0.1, 0.1]),
+        np.array([1.0, 0.5, 1.2, 0.8, 0.7, 1.0, 1.1, 0.6, 0.4, 0.3, 0.3, 0.3]),
+        np.array([-0.5, 0.8, -0.5, 0.1, -0.2, 0.6, -0.1, 0.4, -0.3, 0.2, -0.4, 0.3, 0.5]),
+        True,
+    )
+    churned = np.array([True, False] * 75)
+    write_model(path, logistic_document(model, "orders.jsonl", at, at - timedelta(days=90), 90.0, 30.0, churned, 0.5))
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "logistic"])
+def test_live_replay_with_a_churn_model_gives_what_the_offline_replay_gives(deploy, tmp_path, engine, kind):
+    """churn.yaml with a model file of either kind: at_risk decided by churn_risk crossing its threshold at a due
+    time computed from the model, live (worker on the event clock, then the clock advanced) exactly as offline."""
     model_file = tmp_path / "churn-model.yaml"
-    fit = Fit(Params(0.243, 30.9, 0.793, 2.426), -100.0, True, 150, 10, "ok")
-    write_model(model_file, to_document(fit, "orders.jsonl", 150, datetime(2026, 1, 1, tzinfo=UTC)))
+    write_churn_model(model_file, kind)
     events = list(sample.generate(150, seed=7))
     path = tmp_path / "journeys.jsonl"
     write_jsonl(path, events)
     records = read_jsonl(path)
 
-    offline = OfflineReplay(load_model(CHURN_RULES, churn=load_churn_model(model_file)))
+    offline = OfflineReplay(load_model(CHURN_RULES, churn=load_model_file(model_file)))
     emitted = Emitted()
     for record in records:
         assert record.event is not None

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +21,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from streams.core.churn.bgnbd import Params
 from streams.core.churn.fit import Fit
 from streams.yamlfile import validated_yaml
+
+if TYPE_CHECKING:
+    from streams.core.churn.logistic import LogisticModel
 
 
 class ChurnModelError(ValueError):
@@ -74,6 +77,15 @@ class ChurnModel:
     name: str
     at: str  # ISO 8601, as in the file
 
+    kind: ClassVar[str] = "bgnbd"
+    #: Its inputs (x, t_x, T) move only with purchases and time.
+    any_event: ClassVar[bool] = False
+
+    @staticmethod
+    def history_key(state) -> tuple:
+        """What, besides time, the scores read: the same key, the same crossing."""
+        return (state.first_purchase_at, state.last_purchase_at, state.purchases)
+
     @property
     def label(self) -> str:
         return f"{self.name}@{self.at}"
@@ -107,3 +119,22 @@ def load_churn_model(path: str | Path) -> ChurnModel:
     p = spec.params
     at = spec.at.isoformat().replace("+00:00", "Z")
     return ChurnModel(Params(p.r, p.alpha, p.a, p.b), path.name, at)
+
+
+def kind_of(path: str | Path) -> str | None:
+    """The file's `kind`, read leniently (the strict readers then report every problem with its line)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return document.get("kind") if isinstance(document, dict) else None
+
+
+def load_model_file(path: str | Path) -> ChurnModel | LogisticModel:
+    """A model file of either kind (`kind: bgnbd` or `kind: logistic`), validated; any other kind is refused by
+    the BG/NBD reader, naming `kind`."""
+    if kind_of(path) == "logistic":
+        from streams.core.churn.logistic import load_logistic
+
+        return load_logistic(path)
+    return load_churn_model(path)

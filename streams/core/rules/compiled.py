@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streams.core.churn.logistic import LogisticModel
+from streams.core.churn.modelfile import ChurnModelError
 from streams.core.rules.codegen import Judge, build_judge
 from streams.core.rules.rule import CompiledRule, Test, Values, scale
 from streams.core.rules.signals import CATALOGUE, DAY, Context, churn_inputs
@@ -37,6 +39,8 @@ _CURVE_BACK = 8
 _CROSSINGS_KEPT = 16_384
 #: The churn scores `Rules.churn_view` shows.
 _CHURN_SCORES = ("churn_risk", "p_alive", "expected_purchases")
+#: The feature contributions `Rules.churn_view` shows for a logistic model (the largest).
+_CONTRIBUTIONS_SHOWN = 5
 #: The evidence keys that name the churn model a change was decided with, and its horizon.
 CHURN_MODEL_KEY, CHURN_HORIZON_KEY = "churn_model", "churn_horizon_days"
 
@@ -185,11 +189,19 @@ class Rules:
     """A validated rules file, compiled. Immutable (but for the crossings it keeps, which only spare work);
     share one per process."""
 
-    def __init__(self, spec: RulesFile, source: str = "rules", churn: ChurnModel | None = None) -> None:
+    def __init__(self, spec: RulesFile, source: str = "rules", churn: ChurnModel | LogisticModel | None = None) -> None:
         """`churn`: the model the churn signals score with (`streams/core/churn/modelfile.py`); None: they
-        have no value, so no comparison on them holds."""
+        have no value, so no comparison on them holds. A logistic model predicts over the horizon it was trained
+        for: one whose `horizon_days` is not the `churn_horizon_days` of rules that read a churn score is refused
+        (`ChurnModelError`), as `churn_risk` would otherwise mean another horizon than the rules say."""
         self.spec, self.source, self.churn = spec, source, churn
         s = spec.settings
+        #: Scores whose inputs any event moves (a logistic model's) must be judged at every event.
+        self._any_event = frozenset(
+            name
+            for name, signal in CATALOGUE.items()
+            if signal.curve is not None and churn is not None and churn.any_event
+        )
         self.ctx = Context(
             frozenset(c.upper() for c in s.home_countries),
             frozenset(lang.lower() for lang in s.home_languages),
@@ -235,6 +247,12 @@ class Rules:
         self._crossings: dict[tuple, float | None] = {}
         #: The model scores the rules read (their evidence names the model).
         self.churn_signals = frozenset(name for c in conds for name in signals_of(c) if CATALOGUE[name].curve)
+        if isinstance(churn, LogisticModel) and self.churn_signals and churn.horizon_days != s.churn_horizon_days:
+            raise ChurnModelError(
+                f"{churn.name}: the logistic model predicts churn over horizon_days {churn.horizon_days:g} but the "
+                f"rules {source} set churn_horizon_days {s.churn_horizon_days:g}: set churn_horizon_days to "
+                f"{churn.horizon_days:g} in the rules file, or fit the model with --horizon {s.churn_horizon_days:g}"
+            )
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
         self._windows = [e for name in sorted(windowed) if (e := CATALOGUE[name].expiries) is not None]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
@@ -245,12 +263,15 @@ class Rules:
         # the signals their thresholds scale.
         timed = {name for name in by_signal} | windowed | {name for name, _, _ in curves}
         timed |= {value.signal for checks in by_signal.values() for value, _ in checks if isinstance(value, SignalRef)}
-        self._due_on = _any_of(CATALOGUE[name].on for name in timed)
+        self._due_on = _any_of(self._on(name) for name in timed)
 
-    @staticmethod
-    def _compile(rule, clear: Condition | None) -> CompiledRule:
+    def _on(self, name: str) -> frozenset[str] | None:
+        """What in an event can change this signal (`Signal.on`), with the model in use."""
+        return None if name in self._any_event else CATALOGUE[name].on
+
+    def _compile(self, rule, clear: Condition | None) -> CompiledRule:
         reads = signals_of(rule.when) + [s for s in signals_of(clear) if s not in signals_of(rule.when)]
-        on = _any_of(CATALOGUE[name].on for name in reads)
+        on = _any_of(self._on(name) for name in reads)
         return CompiledRule(
             rule.type,
             rule.description,
@@ -363,6 +384,8 @@ class Rules:
         the customer's x, t_x and T (days). None without a model; the scores and inputs are None before a purchase."""
         if self.churn is None:
             return None
+        if isinstance(self.churn, LogisticModel):
+            return self._logistic_view(state, now, self.churn)
         found = churn_inputs(state, now, self.ctx)
         inputs: dict[str, float | None] = {"x": None, "t_x": None, "T": None} if found is None else dict(found)
         scores = {name: CATALOGUE[name].read(state, now, self.ctx) for name in _CHURN_SCORES}
@@ -373,6 +396,23 @@ class Rules:
             "x": inputs["x"],
             "t_x": inputs["t_x"],
             "T": inputs["T"],
+        }
+
+    def _logistic_view(self, state: CustomerState, now: float, model: LogisticModel) -> dict:
+        """A logistic model's score and the features that moved it most: value and weight × standardised value."""
+        risk = CATALOGUE["churn_risk"].read(state, now, self.ctx)
+        rows = [] if risk is None else model.contributions(state, now)[:_CONTRIBUTIONS_SHOWN]
+        return {
+            "model": model.label,
+            "kind": "logistic",
+            "horizon_days": model.horizon_days,
+            "churn_risk": None if risk is None else round(risk, 6),
+            "p_alive": None,
+            "expected_purchases": None,
+            "contributions": [
+                {"feature": name, "value": round(value, 6), "contribution": round(part, 6)}
+                for name, value, part in rows
+            ],
         }
 
     # --- time
@@ -426,7 +466,8 @@ class Rules:
                 continue  # no score yet (an event sets one, and reschedules), or past the flip for good
             # For one purchase history the crossing is one instant, whenever it is asked for: kept, so that the
             # events and due times between two purchases do not search for it again.
-            key = (i, state.first_purchase_at, state.last_purchase_at, state.purchases)
+            assert self.churn is not None  # a score has a value only with a model
+            key = (i, *self.churn.history_key(state))
             try:
                 at = self._crossings[key]
             except KeyError:
@@ -445,7 +486,7 @@ class Rules:
         return best
 
 
-def load_rules(path: str | Path | None = None, churn: ChurnModel | None = None) -> Rules:
+def load_rules(path: str | Path | None = None, churn: ChurnModel | LogisticModel | None = None) -> Rules:
     """The rules file at `path` (the shipped default when None), validated and compiled; `churn`: the model
     the churn signals score with (None: they have no value)."""
     path = Path(path) if path is not None else DEFAULT_RULES

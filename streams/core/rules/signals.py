@@ -12,14 +12,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas import Touchpoint
 from streams.core.churn import bgnbd
+from streams.core.churn.logistic import LogisticModel
+from streams.core.churn.modelfile import ChurnModel
 from streams.core.state import CustomerState
-
-if TYPE_CHECKING:
-    from streams.core.churn.modelfile import ChurnModel
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -41,7 +40,7 @@ class Context:
     home_languages: frozenset[str]
     first_rhythm_days: float
     churn_horizon_days: float = 90.0
-    churn: ChurnModel | None = None
+    churn: ChurnModel | LogisticModel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,16 +223,17 @@ _add("negative_reviews", "number", "reviews rated 2 stars or less", lambda s, n,
 
 # --- predicted churn (BG/NBD, `streams/core/churn/bgnbd.py`): x repeat purchases, t_x from the first
 # purchase to the last, T from the first purchase to now, in days. No model or no purchase: no value.
+# A logistic model (`streams/core/churn/logistic.py`) gives `churn_risk` only: the others have no value.
 def _churn_inputs(state: CustomerState, now: float, ctx: Context) -> tuple[float, float, float] | None:
     first, last = state.first_purchase_at, state.last_purchase_at
-    if ctx.churn is None or first is None or last is None or state.purchases < 1:
+    if not isinstance(ctx.churn, ChurnModel) or first is None or last is None or state.purchases < 1:
         return None
     t_x = (last - first) / DAY
     return float(state.purchases - 1), t_x, max(t_x, (now - first) / DAY)
 
 
 def churn_inputs(state: CustomerState, now: float, ctx: Context) -> dict[str, float] | None:
-    """The model's inputs for this customer at `now` (for `journey explain` and the profile), or None."""
+    """The BG/NBD model's inputs for this customer at `now` (for `journey explain` and the profile), or None."""
     inputs = _churn_inputs(state, now, ctx)
     if inputs is None:
         return None
@@ -248,14 +248,14 @@ def _churn_signal(name: str, doc: str, score: Callable[..., float], rising: bool
         inputs = _churn_inputs(state, now, ctx)
         if inputs is None:
             return None
-        assert ctx.churn is not None  # `_churn_inputs` gives none without a model
+        assert isinstance(ctx.churn, ChurnModel)  # `_churn_inputs` gives none otherwise
         return score(ctx.churn.params, *inputs, ctx.churn_horizon_days)
 
     def reach(state: CustomerState, ctx: Context, after: float, limit: float) -> float | None:
         inputs = _churn_inputs(state, after, ctx)
         if inputs is None or (needs_repeat and inputs[0] <= 0):
             return None
-        assert ctx.churn is not None and state.first_purchase_at is not None
+        assert isinstance(ctx.churn, ChurnModel) and state.first_purchase_at is not None
         x, t_x, T = inputs
         params, horizon = ctx.churn.params, ctx.churn_horizon_days
         if score is bgnbd.churn_risk:  # the one the shipped rules use: a faster search of its own
@@ -265,6 +265,25 @@ def _churn_signal(name: str, doc: str, score: Callable[..., float], rising: bool
             lambda at: score(params, x, t_x, at, horizon), T, limit, rising=rising, span=max(horizon, T - t_x)
         )
         return None if found is None else state.first_purchase_at + found * DAY
+
+    if name == "churn_risk":  # the one score a logistic model gives too
+        bgnbd_read, bgnbd_reach = read, reach
+
+        def read(state: CustomerState, now: float, ctx: Context) -> float | None:
+            model = ctx.churn
+            if not isinstance(model, LogisticModel):
+                return bgnbd_read(state, now, ctx)
+            if state.first_purchase_at is None or state.last_purchase_at is None:
+                return None
+            return model.probability(state, now)
+
+        def reach(state: CustomerState, ctx: Context, after: float, limit: float) -> float | None:
+            model = ctx.churn
+            if not isinstance(model, LogisticModel):
+                return bgnbd_reach(state, ctx, after, limit)
+            if state.first_purchase_at is None or state.last_purchase_at is None:
+                return None
+            return model.crossing(state, after, limit)
 
     signal = Signal(name, "number", doc, read, curve=Curve(rising, reach))
     CATALOGUE[name] = signal

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from churn_helpers import brute_force
 from journeys import DAY0, touchpoint
 
 from streams.core import advance, apply_event
@@ -99,26 +100,6 @@ def test_a_churn_score_is_compared_with_a_number_only(tmp_path, condition):
     path.write_text(rules_text(condition))
     with pytest.raises(RulesError, match="line 5"):
         load_rules(path)
-
-
-def brute_force(rules, state: CustomerState, after: float, name: str, op: str, limit: float) -> float | None:
-    """The first millisecond after `after` at which the comparison's answer differs from its answer at `after`:
-    a scan on a 0.01-day grid, then on a 1-second grid, then on a millisecond grid (within two years)."""
-    compare = {"gte": float.__ge__, "gt": float.__gt__, "lte": float.__le__, "lt": float.__lt__}[op]
-
-    def answer(at: float) -> bool:
-        return compare(float(rules.values(state, at)[name]), limit)
-
-    start = answer(after)
-    lo = after
-    for step in (0.01 * DAY, 1.0, 0.001):
-        at = lo
-        while answer(at) == start:
-            lo = at
-            at = round(at + step, 3)
-            if at > after + 730 * DAY:
-                return None
-    return at
 
 
 CASES = [

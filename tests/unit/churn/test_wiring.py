@@ -166,3 +166,68 @@ def test_both_engines_refuse_to_start_on_a_bad_model_file(model_file, clean_env,
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
         faust_app.run_faust_worker(settings)
     assert stopped.value.code == 2 and "churn-model.yaml line 4: params.alpha" in caplog.text
+
+
+# --- a logistic model file (`journey fit --kind logistic`) in the same places
+
+
+@pytest.fixture
+def logistic_file(tmp_path: Path) -> Path:
+    from churn_helpers import write_logistic
+
+    return write_logistic(tmp_path / "logit.yaml")
+
+
+def test_replay_with_a_logistic_model_decides_at_risk_by_its_score(logistic_file, tmp_path, clean_env):
+    out = tmp_path / "out"
+    args = ["replay", str(SAMPLE_FILE), "--until", UNTIL, "--out", str(out), "--rules", str(CHURN_RULES)]
+    result = CliRunner().invoke(journey, [*args, "--churn-model", str(logistic_file)])
+    assert result.exit_code == 0, result.output
+    changes = [json.loads(line) for line in (out / "changes.jsonl").read_text().splitlines()]
+    by_score = [c for c in changes if c["to"] == "at_risk" and (c["reason"]["evidence"].get("churn_risk") or 0) >= 0.6]
+    assert by_score, "no customer turned at_risk by the score"
+    assert all(c["reason"]["evidence"]["churn_model"] == "logit.yaml@2026-01-01T00:00:00Z" for c in by_score)
+    assert all("p_alive" not in c["reason"]["evidence"] for c in by_score)
+
+
+def test_the_profile_and_explain_show_a_logistic_score_and_its_contributions(logistic_file):
+    from streams.core.churn.modelfile import load_model_file
+
+    state, history, model, _ = alice(load_model(CHURN_RULES, churn=load_model_file(logistic_file)))
+    profile = build_profile(state, history, model)
+    churn = profile["churn"]
+    assert churn["kind"] == "logistic" and churn["model"] == "logit.yaml@2026-01-01T00:00:00Z"
+    assert 0 < churn["churn_risk"] < 1 and churn["p_alive"] is None and len(churn["contributions"]) == 5
+    openapi = yaml.safe_load(OPENAPI.read_text())
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": "#/components/schemas/Profile"}
+    validator = jsonschema.Draft202012Validator({**schema, "components": openapi["components"]})
+    assert validator.is_valid(profile), [e.message for e in validator.iter_errors(profile)]
+    assert not validator.is_valid({**profile, "churn": {**churn, "p_alive": 0.5}})
+    console = Console(file=io.StringIO(), width=400, color_system=None, record=True)
+    render_customer(console, state, history, model)
+    line = next(line for line in console.export_text().splitlines() if line.startswith("churn model"))
+    top = churn["contributions"][0]
+    assert f"churn_risk {churn['churn_risk']:.3f}" in line and f"{top['feature']} {top['value']:.3f}" in line
+
+
+def test_both_engines_refuse_a_logistic_model_of_another_horizon(tmp_path, clean_env, monkeypatch, caplog):
+    """The rules say churn_risk is over 90 days; a model trained for 180 would answer another question."""
+    from churn_helpers import write_logistic
+
+    from streams.live import faust_app, worker
+
+    model_file = write_logistic(tmp_path / "logit180.yaml", horizon=180.0)
+    settings = Settings(churn_model_file=model_file, rules_file=CHURN_RULES, http_port=0)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        worker.run_worker(settings)
+    assert stopped.value.code == 2
+    assert "horizon_days 180" in caplog.text and "churn_horizon_days 90" in caplog.text
+
+    async def no_problem(settings):
+        return None
+
+    monkeypatch.setattr(faust_app.security, "diagnose", no_problem)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stopped:
+        faust_app.run_faust_worker(settings)
+    assert stopped.value.code == 2 and "horizon_days 180" in caplog.text and "churn_horizon_days 90" in caplog.text

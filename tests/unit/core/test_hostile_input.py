@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ from schemas import (
 from schemas.touchpoint import MAX_AMOUNT, PAYLOAD_ALLOWED, PAYLOAD_REQUIRED
 from streams.core import CustomerState, advance, apply_event
 from streams.core.churn.bgnbd import Params
+from streams.core.churn.logistic import LogisticModel
 from streams.core.churn.modelfile import ChurnModel
 from streams.core.intake import RawMessage, dead_letter, decode
 from streams.core.model import Model, load_model
@@ -281,7 +283,20 @@ def test_schema_shaped_hostile_events_never_raise_and_states_read_back(events, i
     customer.let_time_pass(quiet_days)
 
 
-def _churn_model() -> Model:
+#: A logistic model (time weights non-negative, the rest of both signs) for the same rules.
+LOGISTIC = LogisticModel(
+    -0.5,
+    (0.8, -0.5, 0.1, -0.2, 0.6, -0.1, 0.4, -0.3, 0.2, -0.4, 0.3, 0.5),
+    (3.0, 1.0, 4.0, 3.5, 0.5, 3.0, 3.0, 1.5, 0.2, 0.0, 0.1, 0.1),
+    (1.0, 0.5, 1.2, 0.8, 0.7, 1.0, 1.1, 0.6, 0.4, 0.3, 0.3, 0.3),
+    90.0,
+    30.0,
+    "logit.yaml",
+    "2026-01-01T00:00:00Z",
+)
+
+
+def _churn_model(churn: ChurnModel | LogisticModel) -> Model:
     """churn.yaml with a model, and traits on the other two churn scores: every churn signal and its due time."""
     text = CHURN_RULES.read_text() + (
         "  - {type: fading, when: {signal: p_alive, lte: 0.3}}\n"
@@ -289,20 +304,23 @@ def _churn_model() -> Model:
     )
     path = Path(tempfile.mkdtemp()) / "churn-rules.yaml"
     path.write_text(text)
-    churn = ChurnModel(Params(0.243, 30.9, 0.793, 2.426), "fit.yaml", "2026-01-01T00:00:00Z")
     return load_model(path, money=MODEL.money, churn=churn)
 
 
-CHURN_MODEL = _churn_model()
+CHURN_MODELS = {
+    "bgnbd": _churn_model(ChurnModel(Params(0.243, 30.9, 0.793, 2.426), "fit.yaml", "2026-01-01T00:00:00Z")),
+    "logistic": _churn_model(LOGISTIC),
+}
 
 
+@pytest.mark.parametrize("kind", sorted(CHURN_MODELS))
 @given(
     events=st.lists(event_dicts(), min_size=2, max_size=10),
     in_place=st.booleans(),
     quiet_days=st.floats(min_value=0, max_value=3650),
 )
-def test_hostile_events_with_a_churn_model_never_raise_and_states_read_back(events, in_place, quiet_days):
-    customer = Customer(CHURN_MODEL)
+def test_hostile_events_with_a_churn_model_never_raise_and_states_read_back(kind, events, in_place, quiet_days):
+    customer = Customer(CHURN_MODELS[kind])
     for offset, data in enumerate(events):
         key = data["customer_id"].encode("utf-8", "surrogatepass") if isinstance(data["customer_id"], str) else b"c1"
         customer.feed(key, to_json(data).encode("utf-8", "surrogatepass"), offset, in_place)
