@@ -43,7 +43,6 @@ from typing import Any
 
 import faust
 from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams.core.model import Model
@@ -53,6 +52,7 @@ from streams.kafka import clients, security
 from streams.kafka.publish import BatchPublisher
 from streams.kafka.resume import resume_point
 from streams.kafka.topics import ensure_topics
+from streams.live.faust_intake import FastDrainConsumer, FastDrainTransport, ack_all
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
@@ -355,16 +355,20 @@ class Handover:
     faust's `noack_take` stops filling its buffer while the agent's body runs, so an agent that applied
     each batch itself got only what arrived in `within` after the previous apply (a few hundred events,
     each paying Redis's and Kafka's round trips). Here the agent only hands batches over; the applier
-    takes all that waited (up to `limit` events) as one batch. One apply runs at a time, in order, so the
+    takes all that waited (up to `limit` events) as one batch, after waiting at most `within` for `limit`
+    to wait (without that wait, each apply took what faust delivered during the one before, on the same
+    loop: a few hundred events, each batch paying the round trips again). One apply runs at a time, in order, so the
     processor's ordering and fencing are those of the inline agent; events are acknowledged only after
     their apply, so a crash re-delivers them. The agent waits while `limit` events are waiting, which
     bounds the unacknowledged events to about twice `limit`.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, within: float = 0.0) -> None:
         self.limit = limit
+        self.within = within
         self.waiting: list[Any] = []
         self.filled = asyncio.Event()  # set when events wait
+        self.added = asyncio.Event()  # set whenever a batch is handed over
         self.drained = asyncio.Event()  # set when the applier took some
 
     async def put(self, events: Sequence[Any], applier: asyncio.Task[None]) -> None:
@@ -382,6 +386,20 @@ class Handover:
             raise RuntimeError("the task applying the batches stopped")
         self.waiting.extend(events)
         self.filled.set()
+        self.added.set()
+
+    async def _fill(self) -> None:
+        """Wait, at most `within` seconds, until `limit` events wait (they always do when input flows fast)."""
+        deadline = time.monotonic() + self.within
+        while len(self.waiting) < self.limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.added.clear()
+            try:
+                await asyncio.wait_for(self.added.wait(), left)
+            except TimeoutError:
+                return
 
     async def apply_all(self, worker: FaustWorker, stream: Any) -> None:
         """Apply what waits, in order, one apply at a time, then acknowledge it; until cancelled."""
@@ -390,12 +408,13 @@ class Handover:
                 self.filled.clear()
                 await self.filled.wait()
                 continue
+            await self._fill()
             events = self.waiting[: self.limit]
             del self.waiting[: self.limit]
             self.drained.set()
             await worker.apply(events)
-            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
-                await stream.ack(event)
+            # All of them, whatever became of each (faust stalls on a full unacked set), in one plain loop.
+            ack_all(stream, events)
 
 
 class FaustEngine(WorkerEngine):
@@ -420,8 +439,8 @@ class FaustEngine(WorkerEngine):
         return None
 
 
-class _JourneyConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer, with two changes: every poll is noted for /healthz, and the seek to the
+class _JourneyConsumer(FastDrainConsumer):
+    """faust's aiokafka consumer with the task-free fetch loop (`streams/live/faust_intake.py`), and two changes: every poll is noted for /healthz, and the seek to the
     committed offsets that ends each rebalance goes on to Redis's applied offsets for the input partitions."""
 
     def _journey(self) -> FaustWorker | None:
@@ -446,7 +465,7 @@ class _JourneyConsumer(faust_aiokafka.Consumer):
         return committed
 
 
-class _JourneyTransport(faust_aiokafka.Transport):
+class _JourneyTransport(FastDrainTransport):
     Consumer = _JourneyConsumer
 
 
@@ -508,7 +527,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def touchpoints_agent(stream: Any) -> None:  # a `faust.Stream`: its type omits `noack_take`
         # Taking and applying are two tasks: while one batch is applied, faust goes on filling the next
         # (its take buffer is frozen while the agent's body runs). See `Handover`.
-        handover = Handover(settings.batch_size)
+        handover = Handover(settings.batch_size, settings.batch_within_s)
         applier = asyncio.create_task(handover.apply_all(worker, stream), name="journey.apply")
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
