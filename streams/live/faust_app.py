@@ -355,20 +355,16 @@ class Handover:
     faust's `noack_take` stops filling its buffer while the agent's body runs, so an agent that applied
     each batch itself got only what arrived in `within` after the previous apply (a few hundred events,
     each paying Redis's and Kafka's round trips). Here the agent only hands batches over; the applier
-    takes all that waited (up to `limit` events) as one batch, after waiting at most `within` for `limit`
-    to wait (without that wait, each apply took what faust delivered during the one before, on the same
-    loop: a few hundred events, each batch paying the round trips again). One apply runs at a time, in order, so the
+    takes all that waited (up to `limit` events) as one batch. One apply runs at a time, in order, so the
     processor's ordering and fencing are those of the inline agent; events are acknowledged only after
     their apply, so a crash re-delivers them. The agent waits while `limit` events are waiting, which
     bounds the unacknowledged events to about twice `limit`.
     """
 
-    def __init__(self, limit: int, within: float = 0.0) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.within = within
         self.waiting: list[Any] = []
         self.filled = asyncio.Event()  # set when events wait
-        self.added = asyncio.Event()  # set whenever a batch is handed over
         self.drained = asyncio.Event()  # set when the applier took some
 
     async def put(self, events: Sequence[Any], applier: asyncio.Task[None]) -> None:
@@ -386,20 +382,6 @@ class Handover:
             raise RuntimeError("the task applying the batches stopped")
         self.waiting.extend(events)
         self.filled.set()
-        self.added.set()
-
-    async def _fill(self) -> None:
-        """Wait, at most `within` seconds, until `limit` events wait (they always do when input flows fast)."""
-        deadline = time.monotonic() + self.within
-        while len(self.waiting) < self.limit:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.added.clear()
-            try:
-                await asyncio.wait_for(self.added.wait(), left)
-            except TimeoutError:
-                return
 
     async def apply_all(self, worker: FaustWorker, stream: Any) -> None:
         """Apply what waits, in order, one apply at a time, then acknowledge it; until cancelled."""
@@ -408,7 +390,6 @@ class Handover:
                 self.filled.clear()
                 await self.filled.wait()
                 continue
-            await self._fill()
             events = self.waiting[: self.limit]
             del self.waiting[: self.limit]
             self.drained.set()
@@ -527,7 +508,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def touchpoints_agent(stream: Any) -> None:  # a `faust.Stream`: its type omits `noack_take`
         # Taking and applying are two tasks: while one batch is applied, faust goes on filling the next
         # (its take buffer is frozen while the agent's body runs). See `Handover`.
-        handover = Handover(settings.batch_size, settings.batch_within_s)
+        handover = Handover(settings.batch_size)
         applier = asyncio.create_task(handover.apply_all(worker, stream), name="journey.apply")
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):

@@ -1,5 +1,5 @@
 """The Faust engine's intake: a delivery stepped by hand and finished as a task, acks of a whole batch, and
-the handover that fills batches before they are applied."""
+the handover's order and acks."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def _events(first: int, n: int) -> list[_Event]:
 
 def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
     async def main() -> tuple[_Worker, list[_Event]]:
-        handover, worker, stream = Handover(limit=4, within=0.01), _Worker(), _Stream()
+        handover, worker, stream = Handover(limit=4), _Worker(), _Stream()
         applier = asyncio.create_task(handover.apply_all(worker, stream))  # type: ignore[arg-type]
         events = _events(0, 6)
         await handover.put(events[:4], applier)
@@ -177,37 +177,3 @@ def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
     worker, events = run(main())
     assert worker.batches == [[0, 1, 2, 3], [4, 5]]
     assert all(e.acked == 1 for e in events)
-
-
-def test_the_handover_waits_for_a_full_batch_while_input_flows():
-    async def main() -> list[list[int]]:
-        handover, worker, stream = Handover(limit=10, within=BOUND_S / 2), _Worker(), _Stream()
-        worker.release.set()
-        applier = asyncio.create_task(handover.apply_all(worker, stream))  # type: ignore[arg-type]
-        await handover.put(_events(0, 3), applier)
-        await asyncio.sleep(0.01)
-        await handover.put(_events(3, 3), applier)
-        await asyncio.sleep(0.01)
-        await handover.put(_events(6, 4), applier)  # the tenth: the batch is full, applied before `within`
-        while not worker.batches:
-            await asyncio.sleep(0.001)
-        applier.cancel()
-        await asyncio.gather(applier, return_exceptions=True)
-        return worker.batches
-
-    assert run(main()) == [list(range(10))]
-
-
-def test_the_handover_applies_what_waits_once_within_has_passed():
-    async def main() -> list[list[int]]:
-        handover, worker, stream = Handover(limit=10, within=0.05), _Worker(), _Stream()
-        worker.release.set()
-        applier = asyncio.create_task(handover.apply_all(worker, stream))  # type: ignore[arg-type]
-        await handover.put(_events(0, 3), applier)
-        while not worker.batches:
-            await asyncio.sleep(0.001)
-        applier.cancel()
-        await asyncio.gather(applier, return_exceptions=True)
-        return worker.batches
-
-    assert run(main()) == [[0, 1, 2]]
