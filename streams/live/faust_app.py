@@ -52,6 +52,7 @@ from streams.kafka import clients, security
 from streams.kafka.publish import BatchPublisher
 from streams.kafka.resume import resume_point
 from streams.kafka.topics import ensure_topics
+from streams.live.collector import YoungCollector
 from streams.live.faust_intake import FastDrainConsumer, FastDrainTransport, ack_all
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
@@ -162,6 +163,7 @@ class FaustWorker:
         self.pulse = Pulse(Telemetry(lambda: self.processor.stats, settings.topic_touchpoints))
         self.consumer = _ConsumerView(app)
         self.taken_at = time.monotonic()  # the last batch taken off the stream (the stall watchdog)
+        self.collector = YoungCollector()  # as the aiokafka worker: the collector walks only what is new
         #: Input partitions sought back mid-run, and the offset each was sought to (see `_resynced`).
         self.resync: dict[int, tuple[int, float]] = {}
         self._last_log, self._last_events = time.monotonic(), 0
@@ -396,6 +398,7 @@ class Handover:
             await worker.apply(events)
             # All of them, whatever became of each (faust stalls on a full unacked set), in one plain loop.
             ack_all(stream, events)
+            worker.collector.after_batch()
 
 
 class FaustEngine(WorkerEngine):
