@@ -147,12 +147,21 @@ def test_ack_all_acks_every_event_and_reports_the_messages_whose_last_ack_it_was
     assert stream.messages_out == [0, 2]  # offset 1 is still held by another stream
 
 
+class _Collector:
+    def __init__(self) -> None:
+        self.batches_after = 0
+
+    def after_batch(self) -> None:
+        self.batches_after += 1
+
+
 class _Worker:
     """Records each applied batch; an apply waits for `release` (set by the test)."""
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
         self.release = asyncio.Event()
+        self.collector = _Collector()
 
     async def apply(self, events: list[_Event]) -> None:
         await self.release.wait()
@@ -175,6 +184,8 @@ def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
         assert not any(e.acked for e in events)  # the apply has not landed
         worker.release.set()
         while len(worker.batches) < 2:
+            if applier.done():
+                applier.result()  # its error, rather than a wait until the bound
             await asyncio.sleep(0.001)
         await asyncio.sleep(0)
         applier.cancel()
@@ -184,3 +195,4 @@ def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
     worker, events = run(main())
     assert worker.batches == [[0, 1, 2, 3], [4, 5]]
     assert all(e.acked == 1 for e in events)
+    assert worker.collector.batches_after == 2  # the collector is told after each batch
