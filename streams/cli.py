@@ -268,13 +268,14 @@ def _echo_settings_errors(exc: ValidationError) -> None:
 
 def _model_or_exit(settings: Settings):
     """The rules and playbook the settings name; a bad file ends the command with its message."""
+    from streams.core.churn.modelfile import ChurnModelError
     from streams.core.money import CurrencyError
     from streams.core.playbook.playbook import PlaybookError
     from streams.core.rules.compiled import RulesError
 
     try:
         return settings.load_model()
-    except (RulesError, PlaybookError, CurrencyError) as exc:
+    except (RulesError, PlaybookError, CurrencyError, ChurnModelError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 
@@ -524,6 +525,12 @@ def demo(customers: int | None, quiet: bool) -> None:
     help="Decide actions with this playbook instead of JOURNEY_PLAYBOOK_FILE (or the shipped one).",
 )
 @click.option(
+    "--churn-model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score the churn signals with this model file (`journey fit`) instead of JOURNEY_CHURN_MODEL_FILE.",
+)
+@click.option(
     "--currency",
     metavar="CODE",
     default=None,
@@ -547,6 +554,7 @@ def replay(
     speedup: float | None,
     rules: Path | None,
     playbook: Path | None,
+    churn_model: Path | None,
     currency: str | None,
     currency_rates: Path | None,
 ) -> None:
@@ -571,6 +579,7 @@ def replay(
             currency,
             currency_rates,
             now,
+            churn_model,
         )
     )
 
@@ -598,3 +607,99 @@ def import_(export: Path, mapping_ref: str, out: Path) -> None:
     from streams.imports.command import import_command
 
     sys.exit(import_command(export, mapping_ref, out))
+
+
+_HISTORY_HELP = "Read a CSV / JSON Lines export through this mapping (a shipped mapping's name or a YAML file)."
+
+
+@main.command()
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", metavar="NAME|PATH", default=None, help=_HISTORY_HELP)
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="ISO_TIME",
+    help="Fit on the events at or before this time (e.g. 2027-01-01T00:00:00Z); customers' ages run to it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("churn-model.yaml"),
+    show_default=True,
+    help="The model file to write: JSON if the name ends in .json, YAML otherwise.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["bgnbd", "logistic"]),
+    default="bgnbd",
+    show_default=True,
+    help="bgnbd: the model the churn signals read; logistic: trained on features at --at minus --horizon and "
+    "labels up to --at, for `journey evaluate --churn-model`.",
+)
+@click.option(
+    "--horizon",
+    type=float,
+    default=90.0,
+    show_default=True,
+    metavar="DAYS",
+    help="With --kind logistic: the horizon it predicts churn over.",
+)
+def fit(history: Path, mapping: str | None, at: str, out: Path, kind: str, horizon: float) -> None:
+    """Fit the BG/NBD churn model on HISTORY up to --at and write the model file JOURNEY_CHURN_MODEL_FILE reads.
+
+    Exit code 0, 1 when the fit did not converge (the file is written, with converged: false), 2 on bad input.
+    """
+    from streams.churn.fit_command import fit_command
+
+    sys.exit(fit_command(history, mapping, at, out, kind, horizon))
+
+
+@main.command()
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", metavar="NAME|PATH", default=None, help=_HISTORY_HELP)
+@click.option(
+    "--at", "at", required=True, metavar="ISO_TIME", help="Replay up to this time and judge every buyer there."
+)
+@click.option(
+    "--horizon",
+    type=float,
+    default=90.0,
+    show_default=True,
+    metavar="DAYS",
+    help="A buyer with no purchase in (--at, --at + DAYS] in the same file counts as churned.",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Decide at-risk with this rules file instead of JOURNEY_RULES_FILE (or the shipped one).",
+)
+@click.option(
+    "--churn-model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A model file from `journey fit` instead of JOURNEY_CHURN_MODEL_FILE: the rules' churn signals read it, "
+    "and its churn_risk over --horizon is the score ranked (ROC AUC).",
+)
+@click.option("--logistic", is_flag=True, help="Also train a logistic model one horizon earlier and judge it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (stable keys) instead of a table.")
+def evaluate(
+    history: Path,
+    mapping: str | None,
+    at: str,
+    horizon: float,
+    rules: Path | None,
+    churn_model: Path | None,
+    logistic: bool,
+    as_json: bool,
+) -> None:
+    """Check the at-risk decision and the churn score on HISTORY: who bought again after --at, who did not.
+
+    Prints precision, recall and F1 of the rules' at-risk decision (at_risk or lapsed at --at) and
+    ROC AUC of churn_risk, beside the plain rules "no purchase in 90 days" and "gap above twice
+    one's own interval". Exit code 2 on bad input.
+    """
+    from streams.churn.evaluate_command import evaluate_command
+
+    sys.exit(evaluate_command(history, mapping, at, horizon, rules, churn_model, as_json, logistic))

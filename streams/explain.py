@@ -99,6 +99,18 @@ def _evidence(evidence: dict) -> str:
     return shown(", ".join(f"{k}={v}" for k, v in evidence.items()))
 
 
+def _churn_line(view: dict) -> str:
+    """The churn scores and what they come from, in one line."""
+    model = shown(view["model"])
+    if view["churn_risk"] is None:
+        return f"churn model {model}: no score before a first purchase"
+    return (
+        f"churn model {model}: churn_risk {view['churn_risk']:.3f} (no purchase within {view['horizon_days']:g} days), "
+        f"p_alive {view['p_alive']:.3f}, expected_purchases {view['expected_purchases']:.3f}; "
+        f"from x={view['x']:g} repeat purchases, t_x={view['t_x']:.3f} d, T={view['T']:.3f} d"
+    )
+
+
 def render_customer(console: Console, state: CustomerState, history: list[dict], model: Model) -> None:
     """Print one customer's types, the rules that hold with their evidence, changes and actions."""
     rules = model.rules
@@ -110,6 +122,9 @@ def render_customer(console: Console, state: CustomerState, history: list[dict],
         f"{_when(state.lifecycle_since)}; traits: {traits}"
     )
     console.print(f"judged at {_when(at)}; next look without an event: {_when(next_due(state))}")
+    churn = rules.churn_view(state, at)
+    if churn is not None:
+        console.print(_churn_line(churn))
     playbook = model.playbook
     if playbook.quiet is not None:
         console.print(

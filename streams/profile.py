@@ -54,7 +54,7 @@ def _change(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], model: Model) -> dict[str, Any]:
     """The profile of one customer: types with the time each was entered, the rules that hold with their
-    evidence, marketing consent per channel, recent type changes (newest first, as stored), and actions sent
+    evidence, the churn scores with their inputs (null without a churn model), marketing consent per channel, recent type changes (newest first, as stored), and actions sent
     (or held out: the customer is in the action's holdout group), suppressed and deferred."""
     rules = model.rules
     at = state.checked_at if state.checked_at is not None else state.last_seen
@@ -84,6 +84,7 @@ def build_profile(state: CustomerState, history: Iterable[Mapping[str, Any]], mo
         "rules_source": rules.source,
         "playbook_source": model.playbook.source,
         "rules": holding,
+        "churn": rules.churn_view(state, at),
         "consent": [
             {
                 "channel": channel,

@@ -7,6 +7,7 @@ keeps spend (with the rates into it, and the largest order it takes).
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from streams.core.model import Model
     from streams.core.timeguard import TimeGuard
 
+
+log = logging.getLogger(__name__)
 
 #: Key prefixes a deployment may not use: `journey replay --redis` keeps its keys under them
 #: (`streams/store/keys.py`, `REPLAY_STATES`).
@@ -157,6 +160,11 @@ class Settings(BaseSettings):
     playbook_file: Path | None = Field(
         None, description="The nurture playbook (YAML); default: the shipped streams/core/playbook/default.yaml."
     )
+    churn_model_file: Path | None = Field(
+        None,
+        description="The churn model (YAML or JSON, as `journey fit` writes it) the rules' churn signals score "
+        "with; unset: those signals have no value.",
+    )
     dedupe_window: PositiveInt = Field(
         16, description="How many recent event ids per customer are remembered to drop re-sent duplicates."
     )
@@ -244,6 +252,7 @@ class Settings(BaseSettings):
         "kafka_ssl_certfile",
         "kafka_ssl_keyfile",
         "kafka_ssl_key_password",
+        "churn_model_file",
         mode="before",
     )
     @classmethod
@@ -295,19 +304,34 @@ class Settings(BaseSettings):
         return tuple(s for s in (password, *kafka, token, salt) if s)
 
     def load_model(self) -> Model:
-        """The rules, playbook and money settings these settings name, validated (a bad file raises, naming the line)."""
+        """The rules, playbook, churn model and money settings these settings name, validated (a bad file raises,
+        naming the line). Rules that read a churn signal with no churn model configured are logged once, as a
+        warning: they run, but no comparison on a churn score ever holds."""
+        from streams.core.churn.modelfile import load_churn_model
         from streams.core.model import load_model
         from streams.core.money import load_money
 
         money = load_money(self.currency, self.currency_rates_file, self.max_order_amount)
-        return load_model(
+        churn = None if self.churn_model_file is None else load_churn_model(self.churn_model_file)
+        model = load_model(
             self.rules_file,
             self.playbook_file,
             self.dedupe_window,
             money,
             default_timezone=self.default_timezone,
             holdout_salt=self.holdout_salt.get_secret_value(),
+            churn=churn,
         )
+        if churn is None and model.rules.churn_signals:
+            log.warning(
+                "rules %s read the churn signals %s but no churn model is configured (JOURNEY_CHURN_MODEL_FILE): "
+                "they have no value, so no rule comparing them holds",
+                model.rules.source,
+                ", ".join(sorted(model.rules.churn_signals)),
+            )
+        elif churn is not None:
+            log.info("churn model %s (%s)", churn.label, churn.params)
+        return model
 
     def time_guard(self) -> TimeGuard:
         """The range of event times these settings accept (`streams/core/timeguard.py`)."""

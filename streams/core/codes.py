@@ -193,6 +193,11 @@ EVIDENCE = Codes(
         "count_consent_revoked",
         "count_unsubscribe",
         "count_erasure_request",
+        "p_alive",
+        "churn_risk",
+        "expected_purchases",
+        "churn_model",
+        "churn_horizon_days",
     )
 )
 

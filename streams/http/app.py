@@ -194,6 +194,12 @@ async def serve(engine: Engine, config: HttpConfig) -> web.AppRunner | None:
             f"cannot listen on {config.host}:{config.port} for metrics and probes ({exc.strerror or exc}); "
             "set JOURNEY_HTTP_HOST / JOURNEY_HTTP_PORT to a free address, or JOURNEY_HTTP_PORT=0 to turn the endpoint off"
         ) from None
+    log_listening(config)
+    return runner
+
+
+def log_listening(config: HttpConfig) -> None:
+    """Say where the endpoint listens and who may read profiles (both engines, once listening)."""
     log.info(
         "HTTP endpoint on %s:%d: /metrics /healthz /readyz /customers/{id} (%s)",
         config.host,
@@ -204,4 +210,3 @@ async def serve(engine: Engine, config: HttpConfig) -> web.AppRunner | None:
         if is_loopback(config.host)
         else "profiles off: no JOURNEY_HTTP_TOKEN",
     )
-    return runner

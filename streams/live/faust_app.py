@@ -37,8 +37,9 @@ import socket
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
@@ -46,7 +47,7 @@ from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
 from faust.types import TP
 
 from streams.core.model import Model
-from streams.http.app import HttpConfig, Routes, _json_errors
+from streams.http.app import HttpConfig, Routes, _json_errors, log_listening
 from streams.http.metrics import Telemetry
 from streams.kafka import clients, security
 from streams.kafka.publish import BatchPublisher
@@ -58,7 +59,7 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import pass_lost_offsets, process_until_done, publish_stats
+from streams.live.worker import load_model_or_exit, pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -166,6 +167,8 @@ class FaustWorker:
         self.collector = YoungCollector()  # as the aiokafka worker: the collector walks only what is new
         #: Input partitions sought back mid-run, and the offset each was sought to (see `_resynced`).
         self.resync: dict[int, tuple[int, float]] = {}
+        self._seeking_back = asyncio.Lock()  # one seek back at a time (the agent's and the sweep's)
+        self.security_checked = False  # Kafka's answer to the TLS / SASL settings (`check_security`)
         self._last_log, self._last_events = time.monotonic(), 0
 
     async def _publish(self, messages: list[OutboundMessage]) -> None:
@@ -208,19 +211,22 @@ class FaustWorker:
         for p in partitions:
             self.processor.applied.pop(p, None)
             self.processor.rewound.discard(p)
-            self.resync.pop(p, None)
+            self._end_resync(p)
 
     def assigned(self, assigned: Iterable[TP]) -> None:
         self.pulse.joined = True
         topic = self.settings.topic_touchpoints
         log.info("assigned partitions: %s", sorted(tp.partition for tp in assigned if tp.topic == topic))
 
-    async def resume_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+    async def resume_offsets(self, tps: Iterable[TP], resync: bool = False) -> dict[TP, int]:
         """Where each input partition among `tps` resumes: Redis's applied offset + 1, or the earliest offset
         Kafka holds (nothing applied yet, or Kafka deleted what follows the mark: reported once as lost).
 
         A partition whose mark moved while its lost range was being passed is left out and marked rewound:
-        it is sought again after the next batch."""
+        it is sought again after the next batch. With `resync` (a seek back mid-run), each partition's
+        records past its new position are dropped from the moment it stops counting as rewound, with no
+        await in between: else a batch taken before the seek could apply them right after the mark, over
+        the gap the seek is about to read again."""
         s, processor = self.settings, self.processor
         todo = sorted({tp for tp in tps if tp.topic == s.topic_touchpoints}, key=lambda tp: tp.partition)
         if not todo:
@@ -247,6 +253,8 @@ class FaustWorker:
                 processor.applied.pop(tp.partition, None)
             else:
                 processor.applied[tp.partition] = applied
+            if resync:
+                self._start_resync(tp, point.offset)
             processor.rewound.discard(tp.partition)
             if point.applied is None:
                 log.info("partition %d: no offset applied yet: reading from offset %d", tp.partition, point.offset)
@@ -261,20 +269,31 @@ class FaustWorker:
 
         Records of such a partition fetched before the seek may still be in faust's buffers: until the
         record at the new position arrives, later ones are dropped (`_resynced`); the processor skips
-        earlier ones, which Redis holds."""
-        processor = self.processor
-        if not processor.rewound:
+        earlier ones, which Redis holds. Meanwhile faust's read offset of the partition is held at the new
+        position (`_ReadOffsets`), so that those records do not make faust drop the ones read again."""
+        if not self.processor.rewound:
             return
-        topic = self.settings.topic_touchpoints
-        held = {tp for tp in self.app.consumer.assignment() if tp.topic == topic}
-        wanted = {tp for tp in held if tp.partition in processor.rewound}
-        processor.rewound.intersection_update(tp.partition for tp in held)
-        offsets = await self.resume_offsets(wanted)
-        if offsets:
-            await self.app.consumer.seek_wait(offsets)
-            now = time.monotonic()
-            for tp, offset in offsets.items():
-                self.resync[tp.partition] = (offset, now)
+        async with self._seeking_back:  # the other caller may have sought them while this one waited
+            processor = self.processor
+            topic = self.settings.topic_touchpoints
+            held = {tp for tp in self.app.consumer.assignment() if tp.topic == topic}
+            wanted = {tp for tp in held if tp.partition in processor.rewound}
+            processor.rewound.intersection_update(tp.partition for tp in held)
+            offsets = await self.resume_offsets(wanted, resync=True)
+            if offsets:
+                await self.app.consumer.seek_wait(offsets)
+
+    def _start_resync(self, tp: TP, offset: int) -> None:
+        self.resync[tp.partition] = (offset, time.monotonic())
+        read_offsets = getattr(self.app.consumer, "_read_offset", None)
+        if isinstance(read_offsets, _ReadOffsets):
+            read_offsets.held[tp] = offset
+
+    def _end_resync(self, partition: int) -> None:
+        self.resync.pop(partition, None)
+        read_offsets = getattr(self.app.consumer, "_read_offset", None)
+        if isinstance(read_offsets, _ReadOffsets):
+            read_offsets.held.pop(TP(self.settings.topic_touchpoints, partition), None)
 
     def _resynced(self, messages: list[Any]) -> list[Any]:
         """The batch without the records fetched before a partition was sought back (see `seek_rewound`)."""
@@ -294,7 +313,7 @@ class FaustWorker:
                         )
                     continue
                 if m.offset == offset:
-                    del self.resync[m.partition]
+                    self._end_resync(m.partition)
             kept.append(m)
         return kept
 
@@ -423,20 +442,56 @@ class FaustEngine(WorkerEngine):
         return None
 
 
+class _ReadOffsets(defaultdict[TP, int | None]):
+    """faust's read offset of each partition (its fetch loop drops records below it as read already),
+    held at no more than a partition's sought-back position while the worker waits for that record
+    (`FaustWorker.seek_rewound`).
+
+    faust's fetch loop goes on delivering the records of a fetch made before the seek, and moves the
+    read offset on with each: the records read again from the new position would then be dropped, and
+    the one the worker waits for never arrive."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)
+        self.held: dict[TP, int] = {}
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        if self.held:
+            held = self.held.get(tp)
+            if held is not None and offset is not None and offset > held:
+                offset = held
+        super().__setitem__(tp, offset)
+
+
 class _JourneyConsumer(FastDrainConsumer):
-    """faust's aiokafka consumer with the task-free fetch loop (`streams/live/faust_intake.py`), and two changes: every poll is noted for /healthz, and the seek to the
-    committed offsets that ends each rebalance goes on to Redis's applied offsets for the input partitions."""
+    """faust's aiokafka consumer with the engine's fetch loop (`streams/live/faust_intake.py`), and three
+    changes: every poll is noted for /healthz, the seek to the committed offsets that ends each rebalance
+    goes on to Redis's applied offsets for the input partitions, and its read offsets can be held back
+    (`_ReadOffsets`; the fetch loop reads and sets them as faust's does)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = _ReadOffsets()
 
     def _journey(self) -> FaustWorker | None:
         return getattr(self.app, "journey", None)
 
-    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
-        records = await super()._getmany(active_partitions, timeout)
+    async def on_started(self) -> None:
+        """Connected (its thread's aiokafka consumer has started): /readyz now waits for the group."""
+        await super().on_started()
         worker = self._journey()
         if worker is not None:
             worker.pulse.connected = True
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """One turn of faust's fetch loop, noted for /healthz: with no partition assigned (a member of a
+        group with more members than partitions) faust only sleeps here, which counts as polling, as an
+        empty `getmany` does on the other engine."""
+        found = await super()._wait_next_records(timeout)
+        worker = self._journey()
+        if worker is not None:
             worker.pulse.polled()
-        return records
+        return found
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
@@ -473,9 +528,19 @@ class JourneyApp(faust.App):
             # The process's own stderr: faust's worker may have put a logging proxy in `sys.stderr`.
             level = logging.getLevelName(root.getEffectiveLevel())
             setup_logging(level, settings.secrets(), settings.log_format, sys.__stderr__)
+        if not self.journey.security_checked:  # `faust -A`: `journey worker` checked before faust started
+            await check_security(self.journey.settings)
 
     async def on_start(self) -> None:
         await super().on_start()
+        if self.conf.web_enabled:
+            # faust starts its web server after its producer, and only once this returns: started here, the
+            # probes answer (503 from /readyz, naming what it waits for) while Kafka cannot be reached yet.
+            # Started, it is left alone when faust starts its services (`maybe_start`), and stopped with them.
+            await self.web.maybe_start()
+            # faust's own options say where (`faust -A … worker --web-port` may have changed them)
+            listening = HttpConfig.from_settings(self.journey.settings)
+            log_listening(replace(listening, host=self.conf.web_bind, port=self.conf.web_port))
         await self.journey.start()
 
     async def on_stop(self) -> None:
@@ -553,16 +618,28 @@ def _view(method: str, handler: Any) -> type[faust.web.View]:
     return type(f"Journey{handler.__name__.title()}View", (faust.web.View,), {method.lower(): answer})
 
 
-def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
-    """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
-    # faust would retry a refused handshake inside its own start-up, or stop with its own exit code: the
-    # same check as the aiokafka worker's first connection, before faust starts, stops with code 2.
-    problem = asyncio.run(security.diagnose(settings))
+async def check_security(settings: Settings) -> None:
+    """Stop with code 2, saying why, when Kafka refuses the TLS or SASL settings.
+
+    faust would retry a refused handshake inside its own start-up, or stop with its own exit code: this
+    is the aiokafka worker's check of its first connection, made before faust connects."""
+    problem = await security.diagnose(settings)
     if problem is not None and problem.fatal:
         log.error("not starting: %s", problem.reason)
         raise SystemExit(2)
-    app = create_app(settings)
+
+
+def run_faust_worker(settings: Settings, loglevel: str = "info") -> None:
+    """`journey worker --engine faust`: the app run as `faust -A streams.live.faust_app worker` runs it."""
+    asyncio.run(check_security(settings))
+    # A rules, playbook or churn model file that does not validate stops the start as it stops the aiokafka
+    # worker's: logged, naming the line, exit code 2.
+    app = create_app(settings, load_model_or_exit(settings))
+    app.journey.security_checked = True
     worker = app.Worker(loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True)
+    # faust's start-up spinner writes terminal control codes to stdout even when it is no terminal (a log
+    # file, a container's log): lines that are not JSON among JOURNEY_LOG_FORMAT=json's.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

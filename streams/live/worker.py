@@ -30,6 +30,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from streams.core.churn.modelfile import ChurnModelError
 from streams.core.intake import InputMessage
 from streams.core.model import Model
 from streams.core.money import CurrencyError
@@ -406,16 +407,21 @@ async def process_until_done(processor: Processor, messages: list[InputMessage])
             await asyncio.sleep(1.0)
 
 
+def load_model_or_exit(settings: Settings) -> Model:
+    """The model the settings name; a file that does not validate stops the start (exit code 2), logging why."""
+    try:
+        return settings.load_model()
+    except (RulesError, PlaybookError, CurrencyError, ChurnModelError) as exc:
+        log.error("not starting: %s", exc)
+        raise SystemExit(2) from None
+
+
 def run_worker(settings: Settings | None = None, loglevel: str = "info") -> None:
-    """Run until SIGTERM / Ctrl-C. A rules or playbook file that does not validate, or a Kafka that refuses
+    """Run until SIGTERM / Ctrl-C. A rules, playbook or churn model file that does not validate, or a Kafka that refuses
     the TLS or SASL settings, stops it (exit code 2) before it consumes."""
     settings = settings or Settings()
     setup_logging(loglevel, settings.secrets(), settings.log_format)
-    try:
-        model = settings.load_model()
-    except (RulesError, PlaybookError, CurrencyError) as exc:
-        log.error("not starting: %s", exc)
-        raise SystemExit(2) from None
+    model = load_model_or_exit(settings)
     log.info(
         "rules %s (%d lifecycle types, %d traits), playbook %s (%d actions)",
         model.rules.source,

@@ -60,16 +60,18 @@ def replay_command(
     currency: str | None = None,
     currency_rates: Path | None = None,
     now: str | None = None,
+    churn_model: Path | None = None,
 ) -> int:
     """Run the replay the options ask for; returns the exit code."""
     from streams.replay.sources import iter_records
 
     at = parse_until(until)
     now_at = parse_until(now, "--now")
-    if to_kafka and (golden_dir or redis_url or at or now_at or rules or playbook or currency or currency_rates):
+    offline_only = (golden_dir, redis_url, at, now_at, rules, playbook, currency, currency_rates, churn_model)
+    if to_kafka and any(offline_only):
         raise click.UsageError(
             "--to-kafka produces the events for the live worker; --compare, --redis, --until, --now, --rules, "
-            "--playbook, --currency and --currency-rates apply to the offline replay only"
+            "--playbook, --currency, --currency-rates and --churn-model apply to the offline replay only"
         )
     if speedup is not None and not to_kafka:
         raise click.UsageError("--speedup paces --to-kafka; the offline replay always runs at full speed")
@@ -78,7 +80,7 @@ def replay_command(
     model = None
     if not to_kafka:
         try:  # first: a bad rules or playbook file stops the replay before it reads anything
-            model = _model(rules, playbook, currency, currency_rates)
+            model = _model(rules, playbook, currency, currency_rates, churn_model)
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             return 2
@@ -97,14 +99,21 @@ def replay_command(
         return 2
 
 
-def _model(rules: Path | None, playbook: Path | None, currency: str | None = None, currency_rates: Path | None = None):
-    """The rules, playbook and money settings of the JOURNEY_* settings, or of --rules / --playbook /
-    --currency / --currency-rates: the worker's settings, so a replay gives what the worker gives."""
+def _model(
+    rules: Path | None,
+    playbook: Path | None,
+    currency: str | None = None,
+    currency_rates: Path | None = None,
+    churn_model: Path | None = None,
+):
+    """The rules, playbook, churn model and money settings of the JOURNEY_* settings, or of --rules / --playbook /
+    --currency / --currency-rates / --churn-model: the worker's settings, so a replay gives what the worker gives."""
     given = (
         ("rules_file", rules),
         ("playbook_file", playbook),
         ("currency", currency),
         ("currency_rates_file", currency_rates),
+        ("churn_model_file", churn_model),
     )
     overrides: dict[str, Any] = {name: value for name, value in given if value}
     return Settings.model_validate(overrides).load_model()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from redis_server import RedisServer
 
 from streams.core.state import CustomerState
 from streams.kafka.topics import ensure_topics
@@ -36,6 +37,14 @@ def redis_cluster(tmp_path_factory):
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
     yield cluster
     cluster.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own (`tests/redis_server.py`), not yet started; stopped at the end."""
+    server = RedisServer(tmp_path / "own-redis")
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=["redis", "cluster"])

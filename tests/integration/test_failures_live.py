@@ -4,13 +4,11 @@ and applies nothing twice."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 from waiting import wait_until
 
 from streams.local import sample
-from streams.local.stack import _wait_for_port, free_port, redis_binary
 
 pytestmark = pytest.mark.integration
 
@@ -26,60 +24,31 @@ def outputs(deployment) -> tuple[dict, set, set]:
     )
 
 
-def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, tmp_path):
+def test_a_redis_outage_pauses_the_worker_and_it_finishes_after(deploy, redis_server):
     """Redis goes away mid-stream and comes back: the worker retries, then ends where an undisturbed run ends."""
-    port = free_port()
-    command = [
-        redis_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--dir",
-        str(tmp_path),
-    ]
+    redis_server.start(appendonly=True)
+    events = list(sample.generate(120, seed=5))
+    d = deploy(JOURNEY_CLOCK="event", JOURNEY_REDIS_URL=redis_server.url, JOURNEY_RETRY_MAX_BACKOFF_S="0.5")
+    half = len(events) // 2
+    d.produce(events[:half])
+    d.start_worker()
+    d.wait_caught_up()
+    d.redis.close()
 
-    def start_redis() -> subprocess.Popen:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        _wait_for_port(port, proc, "redis-server")
-        return proc
+    assert not REDIS_RETRY.search(d.worker_log()), "no Redis failure before the outage"
 
-    own_redis = start_redis()
-    try:
-        events = list(sample.generate(120, seed=5))
-        d = deploy(
-            JOURNEY_CLOCK="event", JOURNEY_REDIS_URL=f"redis://127.0.0.1:{port}/0", JOURNEY_RETRY_MAX_BACKOFF_S="0.5"
-        )
-        half = len(events) // 2
-        d.produce(events[:half])
-        d.start_worker()
-        d.wait_caught_up()
-        d.redis.close()
+    redis_server.shutdown()  # graceful: its AOF holds every write it acknowledged
+    d.produce(events[half:])
+    # Redis comes back only once the worker is retrying: it then holds work it cannot write.
+    wait_until(lambda: REDIS_RETRY.search(d.worker_log()), 60, lambda: f"a Redis retry:\n{d.worker_log()}")
+    redis_server.start(appendonly=True)
+    d.wait_caught_up(timeout=90)
 
-        assert not REDIS_RETRY.search(d.worker_log()), "no Redis failure before the outage"
-
-        own_redis.terminate()
-        own_redis.wait()
-        d.produce(events[half:])
-        # Redis comes back only once the worker is retrying: it then holds work it cannot write.
-        wait_until(lambda: REDIS_RETRY.search(d.worker_log()), 60, lambda: f"a Redis retry:\n{d.worker_log()}")
-        own_redis = start_redis()
-        d.wait_caught_up(timeout=90)
-
-        reference = deploy(input_of=d, JOURNEY_CLOCK="event")
-        reference.start_worker()
-        reference.wait_caught_up()
-        assert outputs(d) == outputs(reference)
-        assert REDIS_RETRY.search(d.worker_log(d.workers[0])), "the worker waited for Redis (and said so)"
-    finally:
-        own_redis.terminate()
-        own_redis.wait()
+    reference = deploy(input_of=d, JOURNEY_CLOCK="event")
+    reference.start_worker()
+    reference.wait_caught_up()
+    assert outputs(d) == outputs(reference)
+    assert REDIS_RETRY.search(d.worker_log(d.workers[0])), "the worker waited for Redis (and said so)"
 
 
 def test_a_rebalance_mid_stream_applies_every_event_once(deploy, engine):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,7 +34,6 @@ from streams.cli import main as journey
 from streams.core.model import load_model
 from streams.imports.records import SourceRecord
 from streams.local import sample
-from streams.local.stack import _wait_for_port, free_port, redis_binary
 from streams.replay.engine import OfflineReplay
 from streams.replay.run import run_replay
 from streams.store import Keys
@@ -51,61 +49,6 @@ KILLS = 12
 PLAN = ["kill"] * 3 + ["restart_redis"] + ["kill"] * 2 + ["snapshot"] + ["kill"] * 3 + ["restore"] + ["kill"] * 4
 #: Longest wait for any one thing (a worker to start applying, Redis to come back, catching up).
 WAIT_S = 60.0
-
-
-class RedisServer:
-    """One redis-server process on a loopback port, its files in `workdir`."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, directory: Path, appendonly: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        command = [
-            redis_binary(),
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory)),
-            *("--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec"),
-            *("--save", "", "--dbfilename", "dump.rdb"),
-        ]
-        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - redis-server writes to it for its whole life
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _wait_for_port(self.port, self.proc, "redis-server")
-        wait_for(lambda: self.client().ping(), "Redis to load its data")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5)
-
-    def shutdown(self) -> None:
-        """A graceful stop: Redis writes its AOF out and exits."""
-        assert self.proc is not None
-        self.client().shutdown()
-        self.proc.wait(timeout=WAIT_S)
-
-    def kill(self) -> None:
-        """A crash: whatever the AOF had not fsynced is gone."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=WAIT_S)
-
-    def snapshot(self, to: Path) -> None:
-        """An RDB snapshot of this moment (`BGSAVE`), copied to `to`."""
-        client = self.client()
-        before = client.lastsave()
-        client.bgsave()
-        wait_for(
-            lambda: client.lastsave() != before and not client.info("persistence")["rdb_bgsave_in_progress"],
-            "the snapshot to be written",
-        )
-        directory = Path(client.config_get("dir")["dir"])
-        shutil.copy(directory / "dump.rdb", to)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
@@ -177,98 +120,92 @@ def compare(got: list[dict], want: list[dict], id_field: str) -> dict[str, int]:
 
 
 def test_kills_a_graceful_redis_restart_and_a_restore_from_an_older_snapshot_end_as_the_offline_replay(
-    deploy, tmp_path
+    deploy, engine, redis_server, tmp_path
 ):
     started = time.monotonic()
     rng = random.Random(SEED)
     assert PLAN.count("kill") == KILLS
-    server = RedisServer(tmp_path)
-    server.start(tmp_path / "redis", appendonly=True)
-    try:
-        events = list(sample.generate(CUSTOMERS, seed=SEED, start=START))
-        d = deploy(
-            JOURNEY_CLOCK="event",
-            JOURNEY_REDIS_URL=server.url,
-            JOURNEY_PARTITIONS="4",
-            JOURNEY_BATCH_SIZE="250",
-            JOURNEY_SESSION_TIMEOUT_S="3",
-            JOURNEY_HEARTBEAT_INTERVAL_S="0.5",
-            JOURNEY_RETRY_MAX_BACKOFF_S="0.5",
-            JOURNEY_SWEEP_INTERVAL_S="0.5",
-        )
-        size = -(-len(events) // (len(PLAN) + 1))
-        chunks = [events[i : i + size] for i in range(0, len(events), size)]
-        assert len(chunks) == len(PLAN) + 1
-        counts: Counter = Counter()
-        behind = 0  # offsets the restore set Redis back by, summed over the partitions
-        snapshot = tmp_path / "snapshot.rdb"
+    redis_server.start(tmp_path / "redis", appendonly=True)
+    events = list(sample.generate(CUSTOMERS, seed=SEED, start=START))
+    d = deploy(
+        JOURNEY_CLOCK="event",
+        JOURNEY_REDIS_URL=redis_server.url,
+        JOURNEY_PARTITIONS="4",
+        JOURNEY_BATCH_SIZE="250",
+        JOURNEY_SESSION_TIMEOUT_S="3",
+        JOURNEY_HEARTBEAT_INTERVAL_S="0.5",
+        JOURNEY_RETRY_MAX_BACKOFF_S="0.5",
+        JOURNEY_SWEEP_INTERVAL_S="0.5",
+    )
+    size = -(-len(events) // (len(PLAN) + 1))
+    chunks = [events[i : i + size] for i in range(0, len(events), size)]
+    assert len(chunks) == len(PLAN) + 1
+    counts: Counter = Counter()
+    behind = 0  # offsets the restore set Redis back by, summed over the partitions
+    snapshot = tmp_path / "snapshot.rdb"
 
-        worker = d.start_worker()
-        for chunk, fault in zip(chunks, PLAN, strict=False):
-            before = sum(applied_offsets(d).values()) if counts["steps"] else -d.settings.partitions
-            d.produce(chunk)
-            counts["steps"] += 1
-            wait_for(lambda before=before: sum(applied_offsets(d).values()) > before, "the worker to apply input")
-            time.sleep(rng.uniform(0.0, 0.6))  # a seeded moment, not a synchronisation
-            if fault == "kill":
-                counts["mid_stream"] += not caught_up(d)
-                worker.kill()
-                worker.wait(timeout=WAIT_S)
-                counts["kills"] += 1
-                worker = d.start_worker()
-            elif fault == "restart_redis":
-                applied = applied_offsets(d)
-                server.shutdown()
-                server.start(tmp_path / "redis", appendonly=True)
-                after = applied_offsets(d)
-                assert all(after[p] >= applied[p] for p in applied), (applied, after)
-                counts["redis_restarts"] += 1
-            elif fault == "snapshot":
-                server.snapshot(snapshot)
-            elif fault == "restore":
-                applied = applied_offsets(d)
-                server.kill()
-                restored = tmp_path / "restored"
-                restored.mkdir()
-                shutil.copy(snapshot, restored / "dump.rdb")
-                server.start(restored, appendonly=False)  # from the older snapshot alone, no AOF
-                server.client().config_set("appendonly", "yes")  # and durable again from here on
-                after = applied_offsets(d)
-                assert all(after[p] <= applied[p] for p in applied), (applied, after)
-                behind = sum(applied[p] - after[p] for p in applied)
-                counts["restores"] += 1
-        d.produce(chunks[-1])
-        assert behind > 0, "the restored Redis was not behind what had been applied"
+    worker = d.start_worker()
+    for chunk, fault in zip(chunks, PLAN, strict=False):
+        before = sum(applied_offsets(d).values()) if counts["steps"] else -d.settings.partitions
+        d.produce(chunk)
+        counts["steps"] += 1
+        wait_for(lambda before=before: sum(applied_offsets(d).values()) > before, "the worker to apply input")
+        time.sleep(rng.uniform(0.0, 0.6))  # a seeded moment, not a synchronisation
+        if fault == "kill":
+            counts["mid_stream"] += not caught_up(d)
+            worker.kill()
+            worker.wait(timeout=WAIT_S)
+            counts["kills"] += 1
+            worker = d.start_worker()
+        elif fault == "restart_redis":
+            applied = applied_offsets(d)
+            redis_server.shutdown()
+            redis_server.start(tmp_path / "redis", appendonly=True)
+            after = applied_offsets(d)
+            assert all(after[p] >= applied[p] for p in applied), (applied, after)
+            counts["redis_restarts"] += 1
+        elif fault == "snapshot":
+            redis_server.snapshot(snapshot)
+        elif fault == "restore":
+            applied = applied_offsets(d)
+            redis_server.kill()
+            restored = tmp_path / "restored"
+            restored.mkdir()
+            shutil.copy(snapshot, restored / "dump.rdb")
+            redis_server.start(restored, appendonly=False)  # from the older snapshot alone, no AOF
+            redis_server.client().config_set("appendonly", "yes")  # and durable again from here on
+            after = applied_offsets(d)
+            assert all(after[p] <= applied[p] for p in applied), (applied, after)
+            behind = sum(applied[p] - after[p] for p in applied)
+            counts["restores"] += 1
+    d.produce(chunks[-1])
+    assert behind > 0, "the restored Redis was not behind what had been applied"
 
-        deadline = started + 200
-        wait_for(lambda: caught_up(d), "the worker to catch up", timeout=max(10.0, deadline - time.monotonic()))
-        until = max(TouchpointEvent.model_validate(e).occurred_ts for e in events) + timedelta(days=1).total_seconds()
-        run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
-        assert run.exit_code == 0, run.output
-        wait_for(
-            lambda: caught_up(d), "the sweep after the clock advance", timeout=max(10.0, deadline - time.monotonic())
-        )
+    deadline = started + 200
+    wait_for(lambda: caught_up(d), "the worker to catch up", timeout=max(10.0, deadline - time.monotonic()))
+    until = max(TouchpointEvent.model_validate(e).occurred_ts for e in events) + timedelta(days=1).total_seconds()
+    run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
+    assert run.exit_code == 0, run.output
+    wait_for(lambda: caught_up(d), "the sweep after the clock advance", timeout=max(10.0, deadline - time.monotonic()))
 
-        want_changes, want_actions, want_states = offline(events, until, tmp_path / "replay")
-        changes = compare(d.changes(), want_changes, "change_id")
-        actions = compare(d.actions(), want_actions, "action_id")
-        states = d.states()
-        wrong_states = sum(1 for cid, state in want_states.items() if states.get(cid) != state)
-        logs = "\n".join(p.read_text() for p in sorted(d.tmp_path.glob("worker-*.log")))
-        lost_letters = [dl for dl in d.dead_letters() if dl["error"].startswith("offsets lost")]
-        summary = (
-            f"fault suite: {len(events)} events of {CUSTOMERS} customers on {d.settings.partitions} partitions, "
-            f"{counts['kills']} kills ({counts['mid_stream']} mid-stream) and {counts['kills']} worker restarts, "
-            f"{counts['redis_restarts']} graceful Redis restart, {counts['restores']} restore from a snapshot "
-            f"{behind} offsets behind; rewinds logged {logs.count('Redis lost writes')}; "
-            f"changes {changes}; actions {actions}; states {len(want_states)} ({wrong_states} differ, "
-            f"{len(set(states) - set(want_states))} extra); {time.monotonic() - started:.0f}s"
-        )
-        print(summary)
-        assert counts["kills"] >= 10 and counts["redis_restarts"] == 1 and counts["restores"] == 1, summary
-        for found in (changes, actions):
-            assert (found["missing"], found["extra"], found["differing"]) == (0, 0, 0), summary
-        assert wrong_states == 0 and set(states) == set(want_states), summary
-        assert not lost_letters, summary
-    finally:
-        server.stop()
+    want_changes, want_actions, want_states = offline(events, until, tmp_path / "replay")
+    changes = compare(d.changes(), want_changes, "change_id")
+    actions = compare(d.actions(), want_actions, "action_id")
+    states = d.states()
+    wrong_states = sum(1 for cid, state in want_states.items() if states.get(cid) != state)
+    logs = "\n".join(p.read_text() for p in sorted(d.tmp_path.glob("worker-*.log")))
+    lost_letters = [dl for dl in d.dead_letters() if dl["error"].startswith("offsets lost")]
+    summary = (
+        f"fault suite: {len(events)} events of {CUSTOMERS} customers on {d.settings.partitions} partitions, "
+        f"{counts['kills']} kills ({counts['mid_stream']} mid-stream) and {counts['kills']} worker restarts, "
+        f"{counts['redis_restarts']} graceful Redis restart, {counts['restores']} restore from a snapshot "
+        f"{behind} offsets behind; rewinds logged {logs.count('Redis lost writes')}; "
+        f"changes {changes}; actions {actions}; states {len(want_states)} ({wrong_states} differ, "
+        f"{len(set(states) - set(want_states))} extra); {time.monotonic() - started:.0f}s"
+    )
+    print(summary)
+    assert counts["kills"] >= 10 and counts["redis_restarts"] == 1 and counts["restores"] == 1, summary
+    for found in (changes, actions):
+        assert (found["missing"], found["extra"], found["differing"]) == (0, 0, 0), summary
+    assert wrong_states == 0 and set(states) == set(want_states), summary
+    assert not lost_letters, summary

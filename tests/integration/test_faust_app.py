@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from journeys import event as touchpoint
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local import sample
-from streams.local.stack import _wait_for_port, redis_binary
 
 pytestmark = pytest.mark.integration
 
@@ -66,46 +64,33 @@ def test_faust_dash_a_worker_applies_the_stream_and_stops_on_sigterm(deploy):
     d.stopped.add(worker.pid)
 
 
-def test_faust_readyz_follows_redis_and_the_profile_wants_the_token(deploy, tmp_path):
-    port = free_port()
-    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+def test_faust_readyz_follows_redis_and_the_profile_wants_the_token(deploy, redis_server):
+    redis_server.start()  # no persistence: it comes back empty
+    d = deploy(engine="faust", JOURNEY_REDIS_URL=redis_server.url, JOURNEY_RETRY_MAX_BACKOFF_S="0.5")
+    http_port = free_port()
+    d.produce([touchpoint("dana", 1, "page_view", datetime(2026, 3, 1, tzinfo=UTC))])
+    d.start_worker(JOURNEY_HTTP_PORT=str(http_port), JOURNEY_HTTP_TOKEN=TOKEN)
+    d.wait_caught_up(timeout=90)
+    wait_for("/readyz 200", lambda: http(http_port, "/readyz")[0] == 200, d)
+    assert http(http_port, "/healthz") == (200, json.dumps({"status": "ok"}))
+    status, body = http(http_port, "/customers/dana")
+    assert status == 401 and "JOURNEY_HTTP_TOKEN" in json.loads(body)["error"]
+    status, body = http(http_port, "/customers/dana", token=TOKEN)
+    assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body
+    d.redis.close()
 
-    def start_redis() -> subprocess.Popen:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        _wait_for_port(port, proc, "redis-server")
-        return proc
+    redis_server.shutdown()
+    status, body = wait_for(
+        "/readyz 503", lambda: (lambda a: a if a[0] == 503 else None)(http(http_port, "/readyz")), d
+    )
+    answer = json.loads(body)
+    assert answer["status"] == "not_ready" and "Redis" in answer["reason"], answer
+    assert http(http_port, "/customers/dana", token=TOKEN)[0] == 503
 
-    own_redis = start_redis()
-    try:
-        d = deploy(engine="faust", JOURNEY_REDIS_URL=f"redis://127.0.0.1:{port}/0", JOURNEY_RETRY_MAX_BACKOFF_S="0.5")
-        http_port = free_port()
-        d.produce([touchpoint("dana", 1, "page_view", datetime(2026, 3, 1, tzinfo=UTC))])
-        d.start_worker(JOURNEY_HTTP_PORT=str(http_port), JOURNEY_HTTP_TOKEN=TOKEN)
-        d.wait_caught_up(timeout=90)
-        wait_for("/readyz 200", lambda: http(http_port, "/readyz")[0] == 200, d)
-        assert http(http_port, "/healthz") == (200, json.dumps({"status": "ok"}))
-        status, body = http(http_port, "/customers/dana")
-        assert status == 401 and "JOURNEY_HTTP_TOKEN" in json.loads(body)["error"]
-        status, body = http(http_port, "/customers/dana", token=TOKEN)
-        assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body
-        d.redis.close()
-
-        own_redis.terminate()
-        own_redis.wait()
-        status, body = wait_for(
-            "/readyz 503", lambda: (lambda a: a if a[0] == 503 else None)(http(http_port, "/readyz")), d
-        )
-        answer = json.loads(body)
-        assert answer["status"] == "not_ready" and "Redis" in answer["reason"], answer
-        assert http(http_port, "/customers/dana", token=TOKEN)[0] == 503
-
-        own_redis = start_redis()
-        wait_for("/readyz 200 again", lambda: http(http_port, "/readyz")[0] == 200, d)
-        # the new Redis is empty: the worker finds the marks gone back, reads its partitions again, and
-        # dana's state is there once more
-        d.wait_caught_up(timeout=90)
-        status, body = http(http_port, "/customers/dana", token=TOKEN)
-        assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body
-    finally:
-        own_redis.terminate()
-        own_redis.wait()
+    redis_server.start()
+    wait_for("/readyz 200 again", lambda: http(http_port, "/readyz")[0] == 200, d)
+    # the new Redis is empty: the worker finds the marks gone back, reads its partitions again, and
+    # dana's state is there once more
+    d.wait_caught_up(timeout=90)
+    status, body = http(http_port, "/customers/dana", token=TOKEN)
+    assert status == 200 and json.loads(body)["lifecycle"]["type"] == "prospect", body

@@ -3,13 +3,15 @@
 /metrics after a known journey, parsed with prometheus-client's own parser and checked against
 what the topics hold and the counters the worker publishes to Redis; /customers/{id} with and
 without the token; /healthz; and /readyz answering 503 while the worker cannot reach Kafka (so
-cannot have joined its group), then 200 once it has joined.
+cannot have joined its group), or while its join is held, then 200 once it has joined. Each runs on
+both engines (the `engine` fixture): the Faust app answers its probes from start-up too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import threading
 from collections import Counter
@@ -195,7 +197,7 @@ class Relay:
             thread.join(timeout=5)
 
 
-def test_readyz_is_503_until_the_worker_has_joined_its_group(deploy):
+def test_readyz_is_503_until_the_worker_has_joined_its_group(deploy, engine):
     """The worker's only way to Kafka is a relay that is not listening yet: it cannot join, /readyz says so
     (503, naming Kafka) while /healthz stays 200; once the relay opens it joins, and /readyz turns 200.
     The worker logs JSON lines meanwhile."""
@@ -225,3 +227,36 @@ def test_readyz_is_503_until_the_worker_has_joined_its_group(deploy):
     lines = [line for line in d.worker_log(worker).splitlines() if line.strip()]
     assert lines and all(json.loads(line)["level"] for line in lines)
     assert any("HTTP endpoint on 127.0.0.1" in json.loads(line)["message"] for line in lines)
+
+
+def test_a_worker_waiting_to_join_a_group_answers_its_probes(deploy, engine):
+    """A second worker joins a one-partition group whose first member is frozen (SIGSTOP), so the join
+    is held until the group gives up on the first: meanwhile the second answers /healthz 200 and /readyz
+    503 naming the group it joins; once a member (with or without the partition), /readyz turns 200."""
+    d = deploy(JOURNEY_PARTITIONS="1", JOURNEY_SESSION_TIMEOUT_S="12", JOURNEY_HEARTBEAT_INTERVAL_S="1")
+    group = d.settings.consumer_group
+    first_port, second_port = free_port(), free_port()
+    first = d.start_worker(JOURNEY_HTTP_PORT=str(first_port))
+    wait_for("the first worker ready", lambda: http(first_port, "/readyz")[0] == 200, d)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = d.start_worker(JOURNEY_HTTP_PORT=str(second_port))
+        answers: list[tuple[int, str]] = []
+
+        def ready() -> bool:
+            assert http(second_port, "/healthz") == (200, json.dumps({"status": "ok"}))
+            answers.append(http(second_port, "/readyz"))
+            return answers[-1][0] == 200
+
+        wait_for("the second worker ready", ready, d, timeout=90)
+        waiting = [json.loads(body) for status, body in answers[:-1]]
+        assert waiting, "the second worker was ready at once: its join was not held"
+        assert all(a["status"] == "not_ready" for a in waiting), answers
+        reasons = {a["reason"] for a in waiting}
+        assert f"joining consumer group {group}" in reasons, reasons
+        assert reasons <= {f"joining consumer group {group}", f"connecting to Kafka at {d.settings.kafka_bootstrap}"}
+        assert "assigned partitions: [" in d.worker_log(second)
+    finally:  # killed where it froze: a graceful stop would first wait out the group's rejoin
+        first.kill()
+        first.wait(timeout=10)
+        d.stopped.add(first.pid)

@@ -243,14 +243,23 @@ def test_worker_runs_a_journey_over_tls(stack, secured_broker, ca, server_cert, 
     assert KEY_PASSWORD not in log
 
 
+#: The Faust app started by faust's own CLI, as its users start it.
+FAUST_DASH_A = [str(Path(sys.executable).with_name("faust")), "-A", "streams.live.faust_app", "worker", "-l", "info"]
+
+
+@pytest.mark.parametrize(
+    "engine, command",
+    [("aiokafka", None), ("faust", None), ("faust", FAUST_DASH_A)],
+    ids=["aiokafka", "faust", "faust-A"],
+)
 def test_worker_with_the_wrong_ca_stops_naming_the_tls_verification_failure(
-    stack, secured_broker, server_cert, tmp_path, engine
+    stack, secured_broker, server_cert, tmp_path, engine, command
 ):
     other_ca = CertificateAuthority(tmp_path / "other-pki", name="some other CA")
     broker = secured_broker(server_cert)
     env = environment(stack, broker, JOURNEY_KAFKA_SECURITY_PROTOCOL="SSL", JOURNEY_KAFKA_SSL_CAFILE=str(other_ca.cert))
     log_path = tmp_path / "worker.log"
-    worker = start_worker(env, log_path, engine)
+    worker = start_worker(env, log_path, engine, command)
     try:
         code = wait_for_exit(worker, timeout=60)
     finally:

@@ -16,8 +16,12 @@ from pydantic import ValidationError
 
 from schemas import TouchpointEvent
 from streams.cli import main as journey
+from streams.core.churn.bgnbd import Params
+from streams.core.churn.fit import Fit
+from streams.core.churn.modelfile import load_churn_model, to_document, write_model
 from streams.core.model import load_model
 from streams.core.playbook.playbook import DEFAULT_PLAYBOOK_FILE
+from streams.core.rules.compiled import CHURN_RULES
 from streams.imports.records import SourceRecord
 from streams.local import sample
 from streams.replay.engine import Emitted, OfflineReplay
@@ -194,6 +198,62 @@ def test_live_replay_with_the_clock_advanced_gives_what_the_offline_replay_gives
     assert set(d.states()) == set(offline.states)
     total = sum(offline.counts.deferred.values())
     assert d.wait_stat(worker, "deferred", total) == total
+
+
+def test_live_replay_with_a_churn_model_gives_what_the_offline_replay_gives(deploy, tmp_path, engine):
+    """churn.yaml with a model file: at_risk decided by churn_risk crossing its threshold at a due time computed
+    from the model, live (worker on the event clock, then the clock advanced) exactly as offline."""
+    model_file = tmp_path / "churn-model.yaml"
+    fit = Fit(Params(0.243, 30.9, 0.793, 2.426), -100.0, True, 150, 10, "ok")
+    write_model(model_file, to_document(fit, "orders.jsonl", 150, datetime(2026, 1, 1, tzinfo=UTC)))
+    events = list(sample.generate(150, seed=7))
+    path = tmp_path / "journeys.jsonl"
+    write_jsonl(path, events)
+    records = read_jsonl(path)
+
+    offline = OfflineReplay(load_model(CHURN_RULES, churn=load_churn_model(model_file)))
+    emitted = Emitted()
+    for record in records:
+        assert record.event is not None
+        step = offline.apply(record.event)
+        emitted.changes += step.changes
+        emitted.actions += step.actions
+    until = max(r.event.occurred_ts for r in records if r.event is not None) + timedelta(days=120).total_seconds()
+    at_end = offline.advance_to(until)
+    emitted.changes += at_end.changes
+    emitted.actions += at_end.actions
+    want_changes, want_actions = as_dicts(emitted)
+    by_score = [
+        c
+        for c in want_changes.values()
+        if c["to"] == "at_risk" and c["caused_by"].startswith("inactivity@") and c["reason"]["evidence"]["churn_risk"]
+    ]
+    assert len(by_score) > 5, "too few customers turned at_risk by the score for the comparison to mean much"
+    assert all(c["reason"]["evidence"]["churn_model"] == "churn-model.yaml@2026-01-01T00:00:00Z" for c in by_score)
+    # and some after the 30-day floor: at the instant computed from the model
+    assert any(c["reason"]["evidence"]["days_since_last_purchase"] > 30.001 for c in by_score)
+
+    d = deploy(JOURNEY_CLOCK="event", JOURNEY_RULES_FILE=str(CHURN_RULES), JOURNEY_CHURN_MODEL_FILE=str(model_file))
+    result = asyncio.run(replay_to_kafka(records, d.settings))
+    assert (result.produced, result.rejected) == (len(events), 0)
+    d.input_ends.update(result.end_offsets)
+    worker = d.start_worker()
+    d.wait_caught_up(timeout=120)
+    run = CliRunner().invoke(journey, ["advance-clock", "--until", iso(until)], env=d.env)
+    assert run.exit_code == 0, run.output
+    d.wait_caught_up(timeout=60)
+
+    got_changes, got_actions = d.changes(), d.actions()
+    assert len({c["change_id"] for c in got_changes}) == len(got_changes), "a change was published twice"
+    live_changes = {c["change_id"]: c for c in got_changes}
+    live_actions = {a["action_id"]: a for a in got_actions}
+    assert set(live_changes) == set(want_changes)
+    assert set(live_actions) == set(want_actions)
+    for change_id, change in want_changes.items():
+        assert live_changes[change_id] == change
+    for action_id, action in want_actions.items():
+        assert live_actions[action_id] == action
+    assert "churn model churn-model.yaml@2026-01-01T00:00:00Z" in d.worker_log(worker)  # loaded at start
 
 
 def test_a_paced_replay_takes_the_event_time_span_over_the_speedup_in_per_customer_order(deploy, tmp_path):

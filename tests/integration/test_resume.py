@@ -142,6 +142,34 @@ def test_a_redis_restored_under_a_running_worker_is_read_again_from_its_marks(de
     assert d.states() == reference.states()
 
 
+def test_a_redis_restored_under_a_worker_mid_stream_is_read_again_without_a_gap(deploy, engine):
+    """Redis goes back while the worker is in the middle of a stream, with records fetched past the
+    restored marks waiting in its buffers: it reads each partition again from its mark, applies none of
+    the buffered records over the gap, does not stall, and ends where a worker that saw no restore ends."""
+    events = list(sample.generate(300, seed=29))
+    a = len(events) // 4
+    d = deploy(JOURNEY_CLOCK="event", JOURNEY_PARTITIONS="4", JOURNEY_BATCH_SIZE="250")
+    d.produce(events[:a])
+    worker = d.start_worker()
+    d.wait_caught_up()
+    snapshot, then = dump_keys(d), sum(m for m in marks(d).values() if m is not None)
+    d.produce(events[a:])
+    deadline = time.monotonic() + 60
+    while sum(m for m in marks(d).values() if m is not None) < then + 200:  # it applies past the snapshot
+        assert time.monotonic() < deadline, d.worker_log()
+        time.sleep(0.02)
+    restore_keys(d, snapshot)
+    d.wait_caught_up(timeout=90)
+    assert worker.poll() is None
+    assert "Redis lost writes" in d.worker_log(worker)
+
+    reference = deploy(input_of=d, engine="aiokafka", JOURNEY_CLOCK="event", JOURNEY_PARTITIONS="4")
+    reference.start_worker()
+    reference.wait_caught_up(timeout=90)
+    assert_same_outputs_with_repeats(d, reference)
+    assert d.states() == reference.states()
+
+
 def _message(partition: int, offset: int, event: dict) -> RawMessage:
     return RawMessage("touchpoints", partition, offset, event["customer_id"].encode(), json.dumps(event).encode())
 

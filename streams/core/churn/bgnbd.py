@@ -84,8 +84,31 @@ def _buy_if_alive(params: Params, x: float, T: float, horizon: float) -> float:
 
 
 def churn_risk(params: Params, x: float, t_x: float, T: float, horizon: float) -> float:
-    """P(no purchase in (T, T + horizon]): dead, or alive and buying nothing in the horizon."""
-    return 1.0 - p_alive(params, x, t_x, T) * _buy_if_alive(params, x, T, horizon)
+    """P(no purchase in (T, T + horizon]): dead, or alive and buying nothing in the horizon.
+
+    `p_alive` × `_buy_if_alive`, spelled out in one function: the core reads it per event.
+    """
+    k, at = params.r + x, params.alpha + T
+    buy = -math.expm1(-k * math.log1p(horizon / at))
+    if x <= 0:
+        return 1.0 - buy
+    d = math.log(params.a / (params.b + x - 1)) + k * math.log(at / (params.alpha + t_x))
+    alive = math.exp(-d) / (1.0 + math.exp(-d)) if d > 0 else 1.0 / (1.0 + math.exp(d))
+    return 1.0 - alive * buy
+
+
+def _risk_and_slope(params: Params, x: float, t_x: float, T: float, horizon: float) -> tuple[float, float]:
+    """churn_risk at T and its derivative in T (days), for Newton's method in `crossing`."""
+    k, at = params.r + x, params.alpha + T
+    stay = math.exp(-k * math.log1p(horizon / at))  # ((α+T)/(α+T+H))^k
+    buy = 1.0 - stay
+    buy_slope = -k * stay * horizon / (at * (at + horizon))
+    if x <= 0:
+        return stay, -buy_slope
+    d = math.log(params.a / (params.b + x - 1)) + k * math.log(at / (params.alpha + t_x))
+    alive = math.exp(-d) / (1.0 + math.exp(-d)) if d > 0 else 1.0 / (1.0 + math.exp(d))
+    alive_slope = -alive * (1.0 - alive) * k / at
+    return 1.0 - alive * buy, -(alive_slope * buy + alive * buy_slope)
 
 
 def expected_purchases(params: Params, x: float, t_x: float, T: float, horizon: float) -> float:
@@ -99,31 +122,74 @@ def expected_purchases(params: Params, x: float, t_x: float, T: float, horizon: 
     return max(0.0, (a + b + x - 1) / (a - 1) * bracket * p_alive(params, x, t_x, T))
 
 
-def crossing(params: Params, x: float, t_x: float, T_from: float, horizon: float, threshold: float) -> float | None:
-    """The least T >= T_from at which churn_risk(T) >= threshold (None: never, i.e. threshold >= 1).
+def first_reaching(score, T_from: float, threshold: float, *, rising: bool = True, span: float = 1.0) -> float | None:
+    """The least T >= T_from at which a score monotone in T has reached `threshold` (None: never).
 
-    churn_risk is increasing in T and tends to 1, so the crossing is bracketed by doubling the
-    span and found by Brent's method (about ten evaluations, `xtol` one millisecond); the
-    answer is then moved up, if need be, so that the risk at it does reach the threshold.
+    `score(T)`: rising (churn risk, towards 1) or falling (P(alive), expected purchases, towards 0); reached
+    means score >= threshold when rising, score <= threshold when falling. The crossing is bracketed by
+    doubling `span` (days; a first guess of the distance) and found by Brent's method (`xtol` about a millisecond); the answer is then moved
+    up, if need be, so that the score at it does reach the threshold.
     """
-    if threshold >= 1.0:
-        return None
 
     def gap(T: float) -> float:
-        return churn_risk(params, x, t_x, T, horizon) - threshold
+        return score(T) - threshold if rising else threshold - score(T)
 
     if gap(T_from) >= 0:
         return T_from
-    span = max(1.0, horizon, T_from - t_x)
+    span = max(1.0, span)
     hi = T_from + span
-    while gap(hi) < 0:
+    while (high := gap(hi)) < 0:
         span *= 2.0
         hi = T_from + span
         if span > 1e9:  # days: past any instant a datetime holds
             return None
+    if not math.isfinite(high):  # a score the closed form cannot give here (overflow): no instant to name
+        return None
     root = float(brentq(gap, T_from, hi, xtol=1e-8, rtol=1e-12, maxiter=100))
     step = 1e-8
     while gap(root) < 0:
         root += step
         step *= 2.0
     return root
+
+
+def crossing(params: Params, x: float, t_x: float, T_from: float, horizon: float, threshold: float) -> float | None:
+    """The least T >= T_from at which churn_risk(T) >= threshold (None: never, i.e. threshold >= 1).
+
+    churn_risk is increasing in T and tends to 1. Newton's method with its derivative, kept inside a bracket
+    (bisection when a step would leave it), converges in a few evaluations: the core computes this for a
+    customer on every purchase. The answer is moved up, if need be, so that the risk at it does reach the
+    threshold.
+    """
+    if threshold >= 1.0:
+        return None
+    risk, slope = _risk_and_slope(params, x, t_x, T_from, horizon)
+    if risk >= threshold:
+        return T_from
+    lo, span = T_from, max(1.0, horizon, T_from - t_x)
+    hi = T_from + span
+    while churn_risk(params, x, t_x, hi, horizon) < threshold:
+        lo, span = hi, span * 2.0
+        hi = T_from + span
+        if span > 1e9:  # days: past any instant a datetime holds
+            return None
+    T = lo
+    for _ in range(100):
+        if risk < threshold:
+            lo = T
+        else:
+            hi = T
+        step = (threshold - risk) / slope if slope > 0 else math.inf
+        nxt = T + step
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - T) < 1e-9 or hi - lo < 1e-9:
+            T = nxt
+            break
+        T = nxt
+        risk, slope = _risk_and_slope(params, x, t_x, T, horizon)
+    step = 1e-9
+    while churn_risk(params, x, t_x, T, horizon) < threshold:
+        T += step
+        step *= 2.0
+    return T

@@ -8,20 +8,37 @@ rule read (its thresholds are in the rule: `journey types`) — built only when 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.core.rules.codegen import Judge, build_judge
 from streams.core.rules.rule import CompiledRule, Test, Values, scale
-from streams.core.rules.signals import CATALOGUE, DAY, Context
+from streams.core.rules.signals import CATALOGUE, DAY, Context, churn_inputs
 from streams.core.rules.spec import Condition, RulesFile, SignalRef
 from streams.core.state import CustomerState
 from streams.yamlfile import validated_yaml
 
+if TYPE_CHECKING:
+    from streams.core.churn.modelfile import ChurnModel
+
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
+#: The shipped variant whose at_risk is decided by the churn model's `churn_risk` (with a model file).
+CHURN_RULES = Path(__file__).with_name("churn.yaml")
 
 #: A strict comparison on an age flips just after the crossing instant: look a millisecond later.
 _STRICT_NUDGE = 0.001
+#: Most steps (from a millisecond, doubling) from a model score's crossing to the first instant its comparison
+#: reads as flipped: the root find lands within a few milliseconds of it.
+_CURVE_STEPS = 48
+_CURVE_BACK = 8
+#: Crossings kept per rules (`Rules.next_due`), by purchase history; all dropped at once when full.
+_CROSSINGS_KEPT = 16_384
+#: The churn scores `Rules.churn_view` shows.
+_CHURN_SCORES = ("churn_risk", "p_alive", "expected_purchases")
+#: The evidence keys that name the churn model a change was decided with, and its horizon.
+CHURN_MODEL_KEY, CHURN_HORIZON_KEY = "churn_model", "churn_horizon_days"
 
 
 class RulesError(ValueError):
@@ -139,16 +156,46 @@ def _age_checks(cond: Condition | None) -> list[tuple[str, str, object]]:
     return [check for child in (cond.all or cond.any or (cond.not_,)) for check in _age_checks(child)]
 
 
-class Rules:
-    """A validated rules file, compiled. Immutable; share one per process."""
+def _curve_checks(cond: Condition | None) -> list[tuple[str, str, float]]:
+    """(model score, operator, constant) of every comparison on a score that time alone moves.
 
-    def __init__(self, spec: RulesFile, source: str = "rules") -> None:
-        self.spec, self.source = spec, source
+    The rules file compares such a score only with gte / gt / lte / lt and a number (`spec.py`).
+    """
+    if cond is None:
+        return []
+    if cond.signal is not None:
+        if CATALOGUE[cond.signal].curve is not None:
+            return [(cond.signal, cond.operator, float(cond.operand(cond.operator)))]
+        return []
+    return [check for child in (cond.all or cond.any or (cond.not_,)) for check in _curve_checks(child)]
+
+
+def _passed(rising: bool, strict: bool, limit: float) -> Callable[[float], bool]:
+    """Whether a score's value is past the point where a comparison with `limit` flips, never to flip back.
+
+    Rising: `gte` / `lt` flip once it is >= limit, `gt` / `lte` once it is > limit; falling: `gte` / `lt`
+    flip once it is < limit, `gt` / `lte` once it is <= limit. `strict`: the comparison is `gt` or `lte`.
+    """
+    if rising:
+        return (lambda v: v > limit) if strict else (lambda v: v >= limit)
+    return (lambda v: v <= limit) if strict else (lambda v: v < limit)
+
+
+class Rules:
+    """A validated rules file, compiled. Immutable (but for the crossings it keeps, which only spare work);
+    share one per process."""
+
+    def __init__(self, spec: RulesFile, source: str = "rules", churn: ChurnModel | None = None) -> None:
+        """`churn`: the model the churn signals score with (`streams/core/churn/modelfile.py`); None: they
+        have no value, so no comparison on them holds."""
+        self.spec, self.source, self.churn = spec, source, churn
         s = spec.settings
         self.ctx = Context(
             frozenset(c.upper() for c in s.home_countries),
             frozenset(lang.lower() for lang in s.home_languages),
             s.first_rhythm_days,
+            s.churn_horizon_days,
+            churn,
         )
         self.lifecycle = [self._compile(r, None) for r in spec.lifecycle if r.enabled]
         self.traits = [self._compile(r, r.clear_when) for r in spec.traits if r.enabled]
@@ -176,6 +223,18 @@ class Rules:
             for name, checks in by_signal.items()
             if (anchor := CATALOGUE[name].anchor) is not None  # always: `_age_checks` keeps only ages
         ]
+        # Per comparison on a model score: its reader, how it moves, and when its answer has flipped for good.
+        curves: dict[tuple[str, str, float], None] = {}
+        for check in (check for c in conds for check in _curve_checks(c)):
+            curves.setdefault(check)
+        self._curves = [
+            (signal.read, curve.reach, limit, _passed(curve.rising, op in ("gt", "lte"), limit))
+            for name, op, limit in curves
+            if (curve := (signal := CATALOGUE[name]).curve) is not None  # always: `_curve_checks` keeps only these
+        ]
+        self._crossings: dict[tuple, float | None] = {}
+        #: The model scores the rules read (their evidence names the model).
+        self.churn_signals = frozenset(name for c in conds for name in signals_of(c) if CATALOGUE[name].curve)
         windowed = {name for c in conds for name in signals_of(c) if CATALOGUE[name].expiries is not None}
         self._windows = [e for name in sorted(windowed) if (e := CATALOGUE[name].expiries) is not None]
         self._affected: dict[tuple[str, ...], tuple[bool, list[CompiledRule]]] = {}
@@ -184,7 +243,7 @@ class Rules:
         self._prospect = next(r for r in self.lifecycle if r.type == "prospect")
         # What an event must touch for the next due time to move: the anchors and windows, and
         # the signals their thresholds scale.
-        timed = {name for name in by_signal} | windowed
+        timed = {name for name in by_signal} | windowed | {name for name, _, _ in curves}
         timed |= {value.signal for checks in by_signal.values() for value, _ in checks if isinstance(value, SignalRef)}
         self._due_on = _any_of(CATALOGUE[name].on for name in timed)
 
@@ -285,17 +344,65 @@ class Rules:
         dropped += self.undefined_traits(held)
         return added, dropped
 
-    @staticmethod
-    def evidence(rule: CompiledRule, v: Values) -> dict:
-        """The values of every signal the rule reads, at this instant (what a person needs to see why)."""
-        return {
+    def evidence(self, rule: CompiledRule, v: Values) -> dict:
+        """The values of every signal the rule reads, at this instant (what a person needs to see why).
+
+        A rule that reads a churn score also names the model file and its date, and the horizon, so a
+        change can be traced to the fit that decided it.
+        """
+        out = {
             name: round(value, 3) if isinstance(value, float) else value for name in rule.reads for value in (v[name],)
+        }
+        if self.churn is not None and self.churn_signals.intersection(rule.reads):
+            out[CHURN_MODEL_KEY] = self.churn.label
+            out[CHURN_HORIZON_KEY] = self.ctx.churn_horizon_days
+        return out
+
+    def churn_view(self, state: CustomerState, now: float) -> dict | None:
+        """The churn scores at `now` and what they come from: the model (file name and fit date), the horizon, and
+        the customer's x, t_x and T (days). None without a model; the scores and inputs are None before a purchase."""
+        if self.churn is None:
+            return None
+        found = churn_inputs(state, now, self.ctx)
+        inputs: dict[str, float | None] = {"x": None, "t_x": None, "T": None} if found is None else dict(found)
+        scores = {name: CATALOGUE[name].read(state, now, self.ctx) for name in _CHURN_SCORES}
+        return {
+            "model": self.churn.label,
+            "horizon_days": self.ctx.churn_horizon_days,
+            **{name: None if value is None else round(value, 6) for name, value in scores.items()},
+            "x": inputs["x"],
+            "t_x": inputs["t_x"],
+            "T": inputs["T"],
         }
 
     # --- time
     def due_may_move(self, marks: tuple[str, ...]) -> bool:
         """Whether an event with these marks can change when time alone next changes an answer."""
         return self._due_on is None or not self._due_on.isdisjoint(marks)
+
+    def _crossing(self, i: int, state: CustomerState, after: float) -> float | None:
+        """The first millisecond (times are kept to the millisecond) after `after` at which the comparison on a
+        model score (`self._curves[i]`) reads as flipped; None: never. The score has not passed it at `after`."""
+        read, reach, limit, passed = self._curves[i]
+        at = reach(state, self.ctx, after, limit)
+        if at is None:
+            return None
+        at, step = math.ceil(max(at, after) * 1000.0) / 1000.0, 0.001
+        for _ in range(_CURVE_STEPS):
+            value = read(state, at, self.ctx)
+            if value is not None and passed(value):
+                break
+            at = round(at + step, 3)
+            step *= 2.0
+        else:
+            return None
+        for _ in range(_CURVE_BACK):  # and not a millisecond later than that
+            earlier = round(at - 0.001, 3)
+            value = read(state, earlier, self.ctx) if earlier > after else None
+            if value is None or not passed(value):
+                break
+            at = earlier
+        return at
 
     def next_due(self, state: CustomerState, after: float) -> float | None:
         """The earliest instant after `after` at which time alone may change a rule's answer."""
@@ -313,6 +420,21 @@ class Rules:
                 at = anchor + limit * DAY + nudge
                 if at > after and (best is None or at < best):
                     best = at
+        for i, (read, _, _, passed) in enumerate(self._curves):
+            value = read(state, after, self.ctx)
+            if value is None or passed(value):
+                continue  # no score yet (an event sets one, and reschedules), or past the flip for good
+            # For one purchase history the crossing is one instant, whenever it is asked for: kept, so that the
+            # events and due times between two purchases do not search for it again.
+            key = (i, state.first_purchase_at, state.last_purchase_at, state.purchases)
+            try:
+                at = self._crossings[key]
+            except KeyError:
+                if len(self._crossings) >= _CROSSINGS_KEPT:
+                    self._crossings.clear()
+                at = self._crossings[key] = self._crossing(i, state, after)
+            if at is not None and at > after and (best is None or at < best):
+                best = at
         if state.support_log:
             for expiries in self._windows:
                 for at in expiries(state):
@@ -323,8 +445,9 @@ class Rules:
         return best
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
-    """The rules file at `path` (the shipped default when None), validated and compiled."""
+def load_rules(path: str | Path | None = None, churn: ChurnModel | None = None) -> Rules:
+    """The rules file at `path` (the shipped default when None), validated and compiled; `churn`: the model
+    the churn signals score with (None: they have no value)."""
     path = Path(path) if path is not None else DEFAULT_RULES
     spec = validated_yaml(path, RulesFile, RulesError, " (version, settings, lifecycle, traits)")
-    return Rules(spec, path.name)
+    return Rules(spec, path.name, churn)

@@ -12,10 +12,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas import Touchpoint
+from streams.core.churn import bgnbd
 from streams.core.state import CustomerState
+
+if TYPE_CHECKING:
+    from streams.core.churn.modelfile import ChurnModel
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -30,11 +34,28 @@ LONG_WAIT_S = 1_800.0
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Rules-file settings the signals need (home market, default purchase rhythm)."""
+    """Rules-file settings the signals need (home market, default purchase rhythm, churn horizon), and the
+    churn model the churn signals score with (None: they have no value)."""
 
     home_countries: frozenset[str]
     home_languages: frozenset[str]
     first_rhythm_days: float
+    churn_horizon_days: float = 90.0
+    churn: ChurnModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """How a model score moves with time alone: monotone in the customer's age for a fixed history.
+
+    `reach(state, ctx, after, limit)`: an instant after `after` at which the score has passed `limit`
+    (rising: reached it; falling: come down to it), within a few milliseconds of the first one, or None
+    when it never does. The rules (`compiled.py`) take it from there to the exact instant their
+    comparison flips, as they turn an age's threshold into a due time.
+    """
+
+    rising: bool
+    reach: Callable[[CustomerState, Context, float, float], float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +73,8 @@ class Signal:
     #: event), "@channel" (a channel new to the customer); and "@time" for an age or a window,
     #: which time alone changes. None: anything.
     on: frozenset[str] | None = None
+    #: For a model score that time alone moves (the churn signals): how (None for every other signal).
+    curve: Curve | None = None
 
 
 CATALOGUE: dict[str, Signal] = {}
@@ -199,6 +222,77 @@ _add(
 _add("negative_reviews", "number", "reviews rated 2 stars or less", lambda s, n, c: s.negative_reviews)
 
 
+# --- predicted churn (BG/NBD, `streams/core/churn/bgnbd.py`): x repeat purchases, t_x from the first
+# purchase to the last, T from the first purchase to now, in days. No model or no purchase: no value.
+def _churn_inputs(state: CustomerState, now: float, ctx: Context) -> tuple[float, float, float] | None:
+    first, last = state.first_purchase_at, state.last_purchase_at
+    if ctx.churn is None or first is None or last is None or state.purchases < 1:
+        return None
+    t_x = (last - first) / DAY
+    return float(state.purchases - 1), t_x, max(t_x, (now - first) / DAY)
+
+
+def churn_inputs(state: CustomerState, now: float, ctx: Context) -> dict[str, float] | None:
+    """The model's inputs for this customer at `now` (for `journey explain` and the profile), or None."""
+    inputs = _churn_inputs(state, now, ctx)
+    if inputs is None:
+        return None
+    x, t_x, T = inputs
+    return {"x": x, "t_x": round(t_x, 6), "T": round(T, 6), "horizon_days": ctx.churn_horizon_days}
+
+
+def _churn_signal(name: str, doc: str, score: Callable[..., float], rising: bool, needs_repeat: bool) -> None:
+    """`score(params, x, t_x, T, horizon)`; `needs_repeat`: constant until a repeat purchase (P(alive) is 1)."""
+
+    def read(state: CustomerState, now: float, ctx: Context) -> float | None:
+        inputs = _churn_inputs(state, now, ctx)
+        if inputs is None:
+            return None
+        assert ctx.churn is not None  # `_churn_inputs` gives none without a model
+        return score(ctx.churn.params, *inputs, ctx.churn_horizon_days)
+
+    def reach(state: CustomerState, ctx: Context, after: float, limit: float) -> float | None:
+        inputs = _churn_inputs(state, after, ctx)
+        if inputs is None or (needs_repeat and inputs[0] <= 0):
+            return None
+        assert ctx.churn is not None and state.first_purchase_at is not None
+        x, t_x, T = inputs
+        params, horizon = ctx.churn.params, ctx.churn_horizon_days
+        if score is bgnbd.churn_risk:  # the one the shipped rules use: a faster search of its own
+            found = bgnbd.crossing(params, x, t_x, T, horizon, limit)
+            return None if found is None else state.first_purchase_at + found * DAY
+        found = bgnbd.first_reaching(
+            lambda at: score(params, x, t_x, at, horizon), T, limit, rising=rising, span=max(horizon, T - t_x)
+        )
+        return None if found is None else state.first_purchase_at + found * DAY
+
+    signal = Signal(name, "number", doc, read, curve=Curve(rising, reach))
+    CATALOGUE[name] = signal
+
+
+_churn_signal(
+    "p_alive",
+    "churn model: probability the customer is still active (1 until a repeat purchase)",
+    lambda p, x, t_x, T, h: bgnbd.p_alive(p, x, t_x, T),
+    rising=False,
+    needs_repeat=True,
+)
+_churn_signal(
+    "churn_risk",
+    "churn model: probability of no purchase within the rules' churn_horizon_days",
+    bgnbd.churn_risk,
+    rising=True,
+    needs_repeat=False,
+)
+_churn_signal(
+    "expected_purchases",
+    "churn model: expected purchases within the rules' churn_horizon_days",
+    bgnbd.expected_purchases,
+    rising=False,
+    needs_repeat=False,
+)
+
+
 # --- which events can change which signal: a rule none of whose signals an event can change
 # keeps its answer, so the core skips it (time's changes come through due times instead).
 _SUPPORT = {"support_ticket", "complaint", "presales_chat"}
@@ -239,12 +333,22 @@ _ON: dict[str, set[str]] = {
     "latest_rating": _SCORED,
     "surveys": {"survey_response"},
     "neutral_survey_share": {"survey_response"},
+    "p_alive": _PURCHASE,
+    "churn_risk": _PURCHASE,
+    "expected_purchases": _PURCHASE,
 }
 _ON.update({f"count_{kind.value}": {kind.value} for kind in Touchpoint})
 for _name, _kinds in _ON.items():
     _signal = CATALOGUE[_name]
-    if _signal.anchor is not None or _signal.expiries is not None:
+    if _signal.anchor is not None or _signal.expiries is not None or _signal.curve is not None:
         _kinds = _kinds | {TIME}
     CATALOGUE[_name] = Signal(
-        _signal.name, _signal.kind, _signal.doc, _signal.read, _signal.anchor, _signal.expiries, frozenset(_kinds)
+        _signal.name,
+        _signal.kind,
+        _signal.doc,
+        _signal.read,
+        _signal.anchor,
+        _signal.expiries,
+        frozenset(_kinds),
+        _signal.curve,
     )

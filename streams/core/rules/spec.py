@@ -52,6 +52,11 @@ class SignalRef(_Strict):
         signal = CATALOGUE[self.signal]
         if signal.kind != "number":
             raise ValueError(f"signal {self.signal!r} is not a number and cannot be a threshold")
+        if signal.curve is not None:
+            raise ValueError(
+                f"model score {self.signal!r} cannot be a threshold: compare it with a number "
+                "(time alone moves it, so the due time of a comparison is computed from the model)"
+            )
         if signal.anchor is not None and (self.times != 1 or self.floor is not None or self.ceil is not None):
             raise ValueError(
                 f"age {self.signal!r} as a threshold takes only `plus` (two ages grow together; "
@@ -102,6 +107,11 @@ class Condition(_Strict):
             raise ValueError(f"signal {self.signal!r} is true or false: compare it with `eq: true` or `eq: false`")
         if kind == "number" and isinstance(value, bool):
             raise ValueError(f"signal {self.signal!r} is a number: {op} needs a number, not {value!r}")
+        if CATALOGUE[self.signal].curve is not None and (op not in ("gte", "gt", "lte", "lt") or not _is_number(value)):
+            raise ValueError(
+                f"model score {self.signal!r} moves with time: compare it with gte, gt, lte or lt and a number "
+                "(the instant it crosses one is computed from the model)"
+            )
         return self
 
     def operand(self, op: str):
@@ -126,6 +136,10 @@ class Condition(_Strict):
             return "always" if self.all is not None else "never"
         inner = [p.describe() if p.signal is not None or p.not_ is not None else f"({p.describe()})" for p in parts]
         return joiner.join(inner)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _SYMBOL = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<", "eq": "=", "ne": "≠", "in": "in", "not_in": "not in"}
@@ -154,6 +168,12 @@ class Settings(_Strict):
     home_countries: list[str] = Field(default_factory=list, description="ISO country codes of the home market.")
     home_languages: list[str] = Field(default_factory=list, description="Primary language subtags of the home market.")
     first_rhythm_days: PositiveFloat = Field(30.0, description="Purchase rhythm assumed until a second purchase.")
+    churn_horizon_days: PositiveFloat = Field(
+        90.0,
+        le=36_500,
+        description="The horizon of the churn signals: churn_risk is P(no purchase within it), "
+        "expected_purchases the purchases expected within it.",
+    )
 
 
 class LifecycleRule(_Strict):

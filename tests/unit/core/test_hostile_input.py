@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from types import MappingProxyType
 
 from hypothesis import given
@@ -36,9 +38,12 @@ from schemas import (
 )
 from schemas.touchpoint import MAX_AMOUNT, PAYLOAD_ALLOWED, PAYLOAD_REQUIRED
 from streams.core import CustomerState, advance, apply_event
+from streams.core.churn.bgnbd import Params
+from streams.core.churn.modelfile import ChurnModel
 from streams.core.intake import RawMessage, dead_letter, decode
-from streams.core.model import load_model
+from streams.core.model import Model, load_model
 from streams.core.money import Money
+from streams.core.rules.compiled import CHURN_RULES
 from streams.settings import Settings
 
 MAX_BYTES = Settings.model_fields["max_message_bytes"].default
@@ -205,8 +210,8 @@ def _check_round_trip(state: CustomerState) -> None:
 class Customer:
     """One customer's state through a sequence of messages, checked after each."""
 
-    def __init__(self) -> None:
-        self.model = MODEL
+    def __init__(self, model: Model | None = None) -> None:
+        self.model = MODEL if model is None else model
         self.state: CustomerState | None = None
         self.last_ts: float | None = None
 
@@ -270,6 +275,34 @@ def test_a_message_with_bytes_changed_never_raises(base, cuts):
 )
 def test_schema_shaped_hostile_events_never_raise_and_states_read_back(events, in_place, quiet_days):
     customer = Customer()
+    for offset, data in enumerate(events):
+        key = data["customer_id"].encode("utf-8", "surrogatepass") if isinstance(data["customer_id"], str) else b"c1"
+        customer.feed(key, to_json(data).encode("utf-8", "surrogatepass"), offset, in_place)
+    customer.let_time_pass(quiet_days)
+
+
+def _churn_model() -> Model:
+    """churn.yaml with a model, and traits on the other two churn scores: every churn signal and its due time."""
+    text = CHURN_RULES.read_text() + (
+        "  - {type: fading, when: {signal: p_alive, lte: 0.3}}\n"
+        "  - {type: few_expected, when: {signal: expected_purchases, lt: 0.5}}\n"
+    )
+    path = Path(tempfile.mkdtemp()) / "churn-rules.yaml"
+    path.write_text(text)
+    churn = ChurnModel(Params(0.243, 30.9, 0.793, 2.426), "fit.yaml", "2026-01-01T00:00:00Z")
+    return load_model(path, money=MODEL.money, churn=churn)
+
+
+CHURN_MODEL = _churn_model()
+
+
+@given(
+    events=st.lists(event_dicts(), min_size=2, max_size=10),
+    in_place=st.booleans(),
+    quiet_days=st.floats(min_value=0, max_value=3650),
+)
+def test_hostile_events_with_a_churn_model_never_raise_and_states_read_back(events, in_place, quiet_days):
+    customer = Customer(CHURN_MODEL)
     for offset, data in enumerate(events):
         key = data["customer_id"].encode("utf-8", "surrogatepass") if isinstance(data["customer_id"], str) else b"c1"
         customer.feed(key, to_json(data).encode("utf-8", "surrogatepass"), offset, in_place)

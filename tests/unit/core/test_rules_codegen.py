@@ -14,8 +14,10 @@ import pytest
 
 from schemas import TouchpointEvent
 from streams.core import apply_event
+from streams.core.churn.bgnbd import Params
+from streams.core.churn.modelfile import ChurnModel
 from streams.core.model import load_model
-from streams.core.rules.compiled import DEFAULT_RULES, Rules, load_rules
+from streams.core.rules.compiled import CHURN_RULES, DEFAULT_RULES, Rules, load_rules
 from streams.core.state import CustomerState
 from streams.local.sample import generate
 
@@ -94,12 +96,13 @@ def _by_generated(rules: Rules, state: CustomerState, now: float):
     return life.type, sorted(r.type for r in added), sorted(r.type for r in dropped)
 
 
-@pytest.mark.parametrize("rules_text", [None, EVERY_FORM], ids=["shipped", "every-form"])
+@pytest.mark.parametrize("rules_text", [None, EVERY_FORM, "churn"], ids=["shipped", "every-form", "churn-model"])
 def test_generated_judge_agrees_with_the_closures(tmp_path: Path, rules_text: str | None):
-    path = DEFAULT_RULES if rules_text is None else tmp_path / "rules.yaml"
-    if rules_text is not None:
+    path = DEFAULT_RULES if rules_text is None else CHURN_RULES if rules_text == "churn" else tmp_path / "rules.yaml"
+    if rules_text is not None and rules_text != "churn":
         path.write_text(rules_text)
-    rules = load_rules(path)
+    churn = ChurnModel(Params(0.243, 30.9, 0.793, 2.426), "fit.yaml", "2026-01-01T00:00:00Z")
+    rules = load_rules(path, churn=churn if rules_text == "churn" else None)
     rng = random.Random(3)
     trait_names = [r.type for r in rules.traits] + ["retired_trait"]
     answers = set()

@@ -8,10 +8,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types import TP
 
 from streams.cli import main
 from streams.kafka import security
-from streams.live.faust_app import app_options, create_app, credentials
+from streams.live.faust_app import _ReadOffsets, app_options, create_app, credentials
 from streams.settings import Settings
 
 PASSWORD = "sasl-Passw0rd-42"
@@ -91,3 +92,23 @@ def test_the_faust_engine_says_what_to_install_when_faust_is_missing(monkeypatch
     result = CliRunner().invoke(main, ["worker", "--engine", "faust"], env={"JOURNEY_HTTP_PORT": "0"})
     assert result.exit_code == 2
     assert "pip install 'journey-streams[faust]'" in result.output
+
+
+def test_a_held_read_offset_does_not_move_past_the_sought_back_position():
+    """faust drops records below a partition's read offset: while the worker waits for the record it sought
+    back to, records of an older fetch must not move that offset past it (then the records read again
+    would be dropped, and the wait would never end)."""
+    held, other = TP("in", 0), TP("in", 1)
+    offsets = _ReadOffsets()
+    offsets[held] = 900  # where faust had read to before the seek
+    offsets.held[held] = 500  # sought back to 500
+    offsets[held] = 500  # the seek itself
+    offsets[held] = 901  # a record of the fetch made before the seek, delivered after it
+    offsets[other] = 42
+    assert (offsets[held], offsets[other]) == (500, 42)
+    offsets[held] = 499  # below the held position: faust's own rewinds still move it
+    assert offsets[held] == 499
+    del offsets.held[held]  # the record at 500 arrived
+    offsets[held] = 501
+    assert offsets[held] == 501
+    assert offsets[TP("in", 2)] is None  # as faust's own: unknown partitions read from anywhere
