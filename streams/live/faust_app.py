@@ -44,7 +44,6 @@ from typing import Any
 
 import faust
 from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from streams.core.model import Model
@@ -54,6 +53,8 @@ from streams.kafka import clients, security
 from streams.kafka.publish import BatchPublisher
 from streams.kafka.resume import resume_point
 from streams.kafka.topics import ensure_topics
+from streams.live.collector import YoungCollector
+from streams.live.faust_intake import FastDrainConsumer, FastDrainTransport, ack_all
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
@@ -163,6 +164,7 @@ class FaustWorker:
         self.pulse = Pulse(Telemetry(lambda: self.processor.stats, settings.topic_touchpoints))
         self.consumer = _ConsumerView(app)
         self.taken_at = time.monotonic()  # the last batch taken off the stream (the stall watchdog)
+        self.collector = YoungCollector()  # as the aiokafka worker: the collector walks only what is new
         #: Input partitions sought back mid-run, and the offset each was sought to (see `_resynced`).
         self.resync: dict[int, tuple[int, float]] = {}
         self._seeking_back = asyncio.Lock()  # one seek back at a time (the agent's and the sweep's)
@@ -413,8 +415,9 @@ class Handover:
             del self.waiting[: self.limit]
             self.drained.set()
             await worker.apply(events)
-            for event in events:  # all of them, whatever became of each: faust stalls on a full unacked set
-                await stream.ack(event)
+            # All of them, whatever became of each (faust stalls on a full unacked set), in one plain loop.
+            ack_all(stream, events)
+            worker.collector.after_batch()
 
 
 class FaustEngine(WorkerEngine):
@@ -460,10 +463,11 @@ class _ReadOffsets(defaultdict[TP, int | None]):
         super().__setitem__(tp, offset)
 
 
-class _JourneyConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer, with three changes: every poll is noted for /healthz, the seek to the
-    committed offsets that ends each rebalance goes on to Redis's applied offsets for the input partitions,
-    and its read offsets can be held back (`_ReadOffsets`)."""
+class _JourneyConsumer(FastDrainConsumer):
+    """faust's aiokafka consumer with the engine's fetch loop (`streams/live/faust_intake.py`), and three
+    changes: every poll is noted for /healthz, the seek to the committed offsets that ends each rebalance
+    goes on to Redis's applied offsets for the input partitions, and its read offsets can be held back
+    (`_ReadOffsets`; the fetch loop reads and sets them as faust's does)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -500,7 +504,7 @@ class _JourneyConsumer(faust_aiokafka.Consumer):
         return committed
 
 
-class _JourneyTransport(faust_aiokafka.Transport):
+class _JourneyTransport(FastDrainTransport):
     Consumer = _JourneyConsumer
 
 
