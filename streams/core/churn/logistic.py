@@ -99,6 +99,61 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+#: A Newton step (days) under this ends the search: the next one would be far under a millisecond.
+_NEWTON_TOL_DAYS = 1e-8
+#: Added to the last iterate, which lies at or just over the root, so that rounding cannot put it under.
+_NEWTON_MARGIN_DAYS = 1e-9
+#: Past this many days (beyond any instant a datetime holds) a crossing is taken as never.
+_NEVER_DAYS = 1e9
+_NEWTON_STEPS = 100
+
+
+class _Bracket:
+    """`_newton_days`'s answer when Newton's method cannot be trusted from where it must start."""
+
+
+_BRACKET = _Bracket()
+
+
+def _newton_days(logit_and_slope, start: float, pivot: float, weight: float, target: float) -> float | _Bracket | None:
+    """The least days >= `start` at which the logit reaches `target`, by Newton's method; None: never.
+
+    `logit_and_slope(days)`: the logit and its derivative in days, past `start` a constant plus a sum of
+    non-negative weights (`weight` in all) times log(A + days), every A >= `pivot` > -`start`. Then
+    exp(logit / weight) is a constant times a weighted geometric mean of the (A + days): increasing, concave
+    and nearly straight. Newton's method on it from below the root climbs to the root and never overshoots it
+    (a concave function's tangent meets the target at or before its root), and quickly, as the function is
+    nearly straight. In u = log(pivot + days) each term is log(e^u + A - pivot), convex, so a Newton step in u
+    bounds the root from above: the search ends when the two bounds are within a fraction of a millisecond,
+    and the upper one is returned. Should the logit already be at the target at `start` > 0 (the root lies
+    where a clamp still holds) or the iterates not settle (float trouble), `_BRACKET` asks for a bracketed
+    search.
+    """
+    z, slope = logit_and_slope(start)
+    if z >= target:
+        return start if start == 0.0 else _BRACKET
+    if not weight > 0.0:  # no weight on time: the logit stays where it is
+        return None if weight == 0.0 and math.isfinite(z) else _BRACKET
+    days, hi = start, math.inf
+    for _ in range(_NEWTON_STEPS):
+        if not slope > 0.0 or not math.isfinite(z):
+            return _BRACKET
+        short = (target - z) / weight  # log of how far exp(logit / weight) is from its target
+        if short > 700.0:  # far past any instant a datetime holds
+            return None
+        width = pivot + days
+        up = (target - z) / (slope * width)
+        if up < 700.0:
+            hi = min(hi, width * math.exp(up) - pivot)
+        days += weight * math.expm1(short) / slope
+        if hi - days <= _NEWTON_TOL_DAYS:
+            return hi + _NEWTON_MARGIN_DAYS
+        if days > _NEVER_DAYS:
+            return None
+        z, slope = logit_and_slope(days)
+    return _BRACKET
+
+
 @dataclass(frozen=True, slots=True)
 class LogisticModel:
     """A loaded logistic model: its weights (standardised features, intercept apart), the horizon it predicts
@@ -150,7 +205,11 @@ class LogisticModel:
     def crossing(self, state: CustomerState, after: float, limit: float) -> float | None:
         """An instant (seconds) near the first one at or after `after` at which the probability reaches `limit`
         with no event in between, or None when it never does. A root in time of the logit: with the file's
-        non-negative weights on the features time moves it only grows."""
+        non-negative weights on the features time moves it only grows.
+
+        The rules ask for it at nearly every event (any event moves the score), so it is found by Newton's
+        method with the analytic slope (`_newton_days`) rather than a bracketed search; the rules then pin
+        the millisecond the comparison flips at by reading the score itself."""
         if limit <= 0.0:
             return after
         if limit >= 1.0:
@@ -161,15 +220,46 @@ class LogisticModel:
         fixed = self.intercept + sum(
             w * (x - m) / s for (w, m, s), x in zip(still, fixed_features(state, rhythm), strict=True)
         )
-        moved = [self._terms[i] for i in MOVED_AT]
+        assert state.first_purchase_at is not None and state.last_purchase_at is not None
+        # Each time-moved term is c · log1p(max(0, a + days) / r) - c · m (+ 5c for a zero rhythm), c = w / s
+        # (`moving_features`); the days since last purchase, first purchase and last seen at `after` are a.
+        (w_gap, m_gap, s_gap), (w_ten, m_ten, s_ten), (w_over, m_over, s_over), (w_seen, m_seen, s_seen) = (
+            self._terms[i] for i in MOVED_AT
+        )
+        gap = (after - state.last_purchase_at) / DAY
+        tenure = (after - state.first_purchase_at) / DAY
+        seen = (after - state.last_seen) / DAY
+        c_gap, c_ten, c_over, c_seen = w_gap / s_gap, w_ten / s_ten, w_over / s_over, w_seen / s_seen
+        base = fixed - c_gap * m_gap - c_ten * m_ten - c_over * m_over - c_seen * m_seen
+        if rhythm > 0:
+            c_over_gap, over_rhythm = 0.0, rhythm
+        else:  # log1p(gap) + 5: the gap's own term, once more
+            c_over_gap, over_rhythm, base = c_over, 1.0, base + 5.0 * c_over
+            c_over = 0.0
 
-        def logit(days: float) -> float:  # only the time-moved features are computed again
-            z = fixed
-            for (w, m, s), x in zip(moved, moving_features(state, after + days * DAY, rhythm), strict=True):
-                z += w * (x - m) / s
-            return z
+        def logit_and_slope(days: float) -> tuple[float, float]:
+            """The logit `days` after `after`, and its derivative in days, for days past every clamp."""
+            g, t, q = gap + days, tenure + days, seen + days
+            over = g / over_rhythm
+            z = base + (c_gap + c_over_gap) * math.log1p(g) + c_ten * math.log1p(t)
+            z += c_over * math.log1p(over) + c_seen * math.log1p(q)
+            slope = (c_gap + c_over_gap) / (1.0 + g) + c_ten / (1.0 + t) + c_over / (over_rhythm + g)
+            return z, slope + c_seen / (1.0 + q)
 
-        found = first_reaching(logit, 0.0, target, span=self.horizon_days)
+        pivot = min(1.0 + gap, 1.0 + tenure, 1.0 + seen, over_rhythm + gap if c_over else math.inf)
+        weight = c_gap + c_over_gap + c_ten + c_over + c_seen
+        found = _newton_days(logit_and_slope, max(0.0, -gap, -tenure, -seen), pivot, weight, target)
+        if found is _BRACKET:  # the root lies before a clamp lets go (an `after` before the last event): search
+            moved = [self._terms[i] for i in MOVED_AT]
+
+            def logit(days: float) -> float:
+                z = fixed
+                for (w, m, s), x in zip(moved, moving_features(state, after + days * DAY, rhythm), strict=True):
+                    z += w * (x - m) / s
+                return z
+
+            found = first_reaching(logit, 0.0, target, span=self.horizon_days)
+        assert not isinstance(found, _Bracket)
         return None if found is None else after + found * DAY
 
     def history_key(self, state: CustomerState) -> tuple:

@@ -20,6 +20,7 @@ from rich.console import Console
 from schemas import TouchpointEvent
 from streams.churn.logistic import Logistic
 from streams.core import advance, apply_event
+from streams.core.churn.bgnbd import first_reaching
 from streams.core.churn.features import FEATURES, GROW_WITH_TIME, features
 from streams.core.churn.logistic import LogisticModel
 from streams.core.churn.modelfile import ChurnModelError, load_model_file, write_model
@@ -246,3 +247,54 @@ def test_explain_and_the_profile_show_the_score_and_its_largest_contributions():
     line = next(line for line in text.splitlines() if line.startswith("churn model"))
     assert "(logistic)" in line and f"churn_risk {view['churn_risk']:.3f}" in line and rows[0]["feature"] in line
     assert "p_alive" not in line
+
+
+#: (journey, days quiet after the last event, how far above the score then the limit is, as a share of the way to
+#: 1): a zero rhythm (two purchases at one instant), one purchase, a long quiet spell, and limits just above the
+#: current score.
+EDGES = [
+    (1, 0.0, 1e-9),
+    (1, 3.0, 0.05),
+    (0, 0.0, 1e-9),
+    (0, 1.0, 0.2),
+    (2, 400.0, 1e-9),
+    (2, 400.0, 0.002),
+    (3, 0.0, 1e-12),
+]
+
+
+@pytest.mark.parametrize(("journey", "quiet", "above"), EDGES)
+def test_the_due_time_is_the_brute_force_crossing_at_the_edges(tmp_path, journey, quiet, above):
+    state = customer(JOURNEYS[journey])
+    after = round(state.last_seen + quiet * DAY, 3)
+    risk = LOGIT.probability(state, after)
+    limit = risk + above * (1.0 - risk)
+    rules = rules_with(tmp_path, f"{{signal: churn_risk, gte: {limit!r}}}")
+    assert rules.values(state, after)["churn_risk"] < limit
+    due = rules.next_due(state, after)
+    want = brute_force(rules, state, after, "churn_risk", "gte", limit)
+    assert want is not None and due == want, (due, want)
+
+
+@pytest.mark.parametrize("steps", JOURNEYS)
+@pytest.mark.parametrize("quiet", [0.0, 0.5, 30.0, 1000.0])
+@pytest.mark.parametrize("above", [1e-9, 1e-4, 0.05, 0.3])
+def test_the_crossing_is_the_bracketed_searchs_root(steps, quiet, above):
+    state = customer(steps)
+    after = state.last_seen + quiet * DAY
+    z = LOGIT.logit(state, after)
+    target = z + above * (1.0 + abs(z))
+    limit = 1.0 / (1.0 + np.exp(-target))
+    target = float(np.log(limit / (1.0 - limit)))  # what the limit means, after rounding
+    found = LOGIT.crossing(state, after, limit)
+    want = first_reaching(lambda days: LOGIT.logit(state, after + days * DAY), 0.0, target, span=90.0)
+    assert found is not None and want is not None
+    assert abs(found - (after + want * DAY)) < 0.002  # seconds: both within a millisecond of the root
+    assert LOGIT.probability(state, found) >= limit * (1 - 1e-12)  # at or past it
+
+
+def test_a_score_time_does_not_move_never_crosses():
+    still = LogisticModel(0.0, (0.0,) * 4 + (0.0,) * 8, MEAN, SCALE, 90.0, 30.0, "still.yaml", "2026-01-01T00:00:00Z")
+    state = customer(JOURNEYS[2])
+    assert still.crossing(state, state.last_seen, 0.6) is None
+    assert still.crossing(state, state.last_seen, 0.4) == state.last_seen  # already there
