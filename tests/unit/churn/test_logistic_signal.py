@@ -298,3 +298,14 @@ def test_a_score_time_does_not_move_never_crosses():
     state = customer(JOURNEYS[2])
     assert still.crossing(state, state.last_seen, 0.6) is None
     assert still.crossing(state, state.last_seen, 0.4) == state.last_seen  # already there
+
+
+@pytest.mark.parametrize("steps", JOURNEYS)
+def test_the_spelled_out_logit_is_the_loop_over_the_features_to_the_last_bit(steps):
+    state = customer(steps)
+    for later in (0.0, 0.3, 17.0, 900.0):
+        at = state.last_seen + later * DAY
+        z = INTERCEPT
+        for w, m, s, x in zip(WEIGHTS, MEAN, SCALE, features(state, at, 30.0), strict=True):
+            z += w * (x - m) / s
+        assert LOGIT.logit(state, at) == z
