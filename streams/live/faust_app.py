@@ -69,6 +69,8 @@ log = logging.getLogger("streams.live.faust_app")
 #: How long a partition sought back mid-run (Redis lost writes) may see only records past its new position
 #: before the worker gives up waiting for the position's own record and stops (a restart resumes it).
 RESYNC_LIMIT_S = 30.0
+#: faust's stream buffer, in batches of `JOURNEY_BATCH_SIZE` (README "Two engines": figures, memory).
+STREAM_BUFFER_BATCHES = 8
 
 
 def credentials(settings: Settings) -> Any:
@@ -105,8 +107,10 @@ def app_options(settings: Settings) -> dict[str, Any]:
         # Offsets are committed to Kafka only for the tools that show a group's lag: nothing reads them back.
         "broker_commit_interval": 1.0,
         "consumer_auto_offset_reset": "earliest",
-        # One batch's worth buffered per topic, no more: the agent takes batches of this size.
-        "stream_buffer_maxsize": settings.batch_size,
+        # faust pauses fetching when its stream buffer is 4/5 full and resumes it when 2/5 full: with one
+        # batch's worth, every batch the agent took paused and resumed the partitions and left the worker
+        # waiting for a fetch. The buffer is cleared on a rebalance, which waits only for taken events.
+        "stream_buffer_maxsize": STREAM_BUFFER_BATCHES * settings.batch_size,
         "producer_max_request_size": settings.max_publish_bytes,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
@@ -475,6 +479,11 @@ class _JourneyConsumer(FastDrainConsumer):
 
     def _journey(self) -> FaustWorker | None:
         return getattr(self.app, "journey", None)
+
+    def fetch_max_wait_s(self) -> float | None:
+        """A fetch waits no longer than a batch may (`JOURNEY_BATCH_WITHIN_S`), as the aiokafka worker's."""
+        worker = self._journey()
+        return None if worker is None else worker.settings.batch_within_s
 
     async def on_started(self) -> None:
         """Connected (its thread's aiokafka consumer has started): /readyz now waits for the group."""
