@@ -22,7 +22,8 @@ What maps onto what:
 
 Guards against faust's known stalls (its tracker's issues 175 and 640, README "Two engines"): every
 batch is acknowledged whole, whatever became of its events, so the unacknowledged set never fills;
-the stream buffer and the poll size are the batch size, and `within` bounds every wait for a batch;
+the poll size is the batch size and the stream buffer eight batches (faust empties it on a rebalance,
+which waits only for the events taken); `within` bounds every wait for a batch, and every fetch's;
 and `/healthz` fails when input waits on an owned partition but no batch has been taken for
 `JOURNEY_HEALTH_STALL_S` (a consumer that stopped fetching after a rebalance), so an orchestrator
 restarts the worker, which resumes from Redis.
