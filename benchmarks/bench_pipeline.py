@@ -44,8 +44,9 @@ Two things about this local broker (Tansu) that the figures depend on:
   end offsets fall short whenever producers batch; the input's end offsets are therefore
   taken from the produce acknowledgements.
 - A fetch that finds no new data is held for about half its max wait even when data arrives
-  meanwhile. Faust's consumer asks for 1500 ms (hard-coded in its aiokafka driver), so each
-  idle fetch of the worker can add up to ~750 ms to (c)'s latency; our own consumer asks for 20 ms.
+  meanwhile. Faust's driver asks for 1500 ms (hard-coded), so each idle fetch could add up to
+  ~750 ms to (c)'s latency; both engines' consumers ask for JOURNEY_BATCH_WITHIN_S (50 ms), the
+  faust ceiling's for faust's 1500 ms (it measures a backlog, where fetches do not wait).
 """
 
 from __future__ import annotations

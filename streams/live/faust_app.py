@@ -22,7 +22,8 @@ What maps onto what:
 
 Guards against faust's known stalls (its tracker's issues 175 and 640, README "Two engines"): every
 batch is acknowledged whole, whatever became of its events, so the unacknowledged set never fills;
-the stream buffer and the poll size are the batch size, and `within` bounds every wait for a batch;
+the poll size is the batch size and the stream buffer eight batches (faust empties it on a rebalance,
+which waits only for the events taken); `within` bounds every wait for a batch, and every fetch's;
 and `/healthz` fails when input waits on an owned partition but no batch has been taken for
 `JOURNEY_HEALTH_STALL_S` (a consumer that stopped fetching after a rebalance), so an orchestrator
 restarts the worker, which resumes from Redis.
@@ -69,6 +70,8 @@ log = logging.getLogger("streams.live.faust_app")
 #: How long a partition sought back mid-run (Redis lost writes) may see only records past its new position
 #: before the worker gives up waiting for the position's own record and stops (a restart resumes it).
 RESYNC_LIMIT_S = 30.0
+#: faust's stream buffer, in batches of `JOURNEY_BATCH_SIZE` (README "Two engines": figures, memory).
+STREAM_BUFFER_BATCHES = 8
 
 
 def credentials(settings: Settings) -> Any:
@@ -105,8 +108,10 @@ def app_options(settings: Settings) -> dict[str, Any]:
         # Offsets are committed to Kafka only for the tools that show a group's lag: nothing reads them back.
         "broker_commit_interval": 1.0,
         "consumer_auto_offset_reset": "earliest",
-        # One batch's worth buffered per topic, no more: the agent takes batches of this size.
-        "stream_buffer_maxsize": settings.batch_size,
+        # faust pauses fetching when its stream buffer is 4/5 full and resumes it when 2/5 full: with one
+        # batch's worth, every batch the agent took paused and resumed the partitions and left the worker
+        # waiting for a fetch. The buffer is cleared on a rebalance, which waits only for taken events.
+        "stream_buffer_maxsize": STREAM_BUFFER_BATCHES * settings.batch_size,
         "producer_max_request_size": settings.max_publish_bytes,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
@@ -475,6 +480,11 @@ class _JourneyConsumer(FastDrainConsumer):
 
     def _journey(self) -> FaustWorker | None:
         return getattr(self.app, "journey", None)
+
+    def fetch_max_wait_s(self) -> float | None:
+        """A fetch waits no longer than a batch may (`JOURNEY_BATCH_WITHIN_S`), as the aiokafka worker's."""
+        worker = self._journey()
+        return None if worker is None else worker.settings.batch_within_s
 
     async def on_started(self) -> None:
         """Connected (its thread's aiokafka consumer has started): /readyz now waits for the group."""

@@ -75,7 +75,7 @@ def assert_same_outputs_with_repeats(d, reference) -> tuple[int, int]:
     return repeats[0], repeats[1]
 
 
-def test_a_worker_started_over_a_redis_that_lost_writes_applies_them_again_with_the_same_ids(deploy):
+def test_a_worker_started_over_a_redis_that_lost_writes_applies_them_again_with_the_same_ids(deploy, engine):
     """Kafka's committed offsets are at the end of the input, Redis is back at the middle: the restarted
     worker resumes where Redis says, and the second half is applied again with the same ids."""
     events = list(sample.generate(80, seed=21))
@@ -102,7 +102,7 @@ def test_a_worker_started_over_a_redis_that_lost_writes_applies_them_again_with_
     assert {c["change_id"] for c in d.changes()} == changes_before
     assert d.wait_stat(second, "events", len(events) - half) == len(events) - half
 
-    reference = deploy(input_of=d, JOURNEY_CLOCK="event")
+    reference = deploy(input_of=d, engine="aiokafka", JOURNEY_CLOCK="event")
     reference.start_worker()
     reference.wait_caught_up()
     repeated_changes, _ = assert_same_outputs_with_repeats(d, reference)
@@ -110,7 +110,7 @@ def test_a_worker_started_over_a_redis_that_lost_writes_applies_them_again_with_
     assert d.states() == reference.states()
 
 
-def test_a_redis_restored_under_a_running_worker_is_read_again_from_its_marks(deploy):
+def test_a_redis_restored_under_a_running_worker_is_read_again_from_its_marks(deploy, engine):
     """Redis goes back while the worker holds its partitions and no new input comes: the worker notices
     (the sweep reads the marks), reads each partition again from its mark, and ends where a worker that
     saw no restore ends; input after that is applied on top."""
@@ -135,7 +135,7 @@ def test_a_redis_restored_under_a_running_worker_is_read_again_from_its_marks(de
 
     d.produce(events[b:])
     d.wait_caught_up()
-    reference = deploy(input_of=d, JOURNEY_CLOCK="event")
+    reference = deploy(input_of=d, engine="aiokafka", JOURNEY_CLOCK="event")
     reference.start_worker()
     reference.wait_caught_up()
     assert_same_outputs_with_repeats(d, reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import sys
 
@@ -77,12 +78,14 @@ def test_the_app_takes_the_group_timeouts_buffers_and_endpoint_from_the_settings
     assert options["broker"] == ["kafka://k1:9092", "kafka://k2:9093"]
     assert (options["broker_session_timeout"], options["broker_heartbeat_interval"]) == (4, 0.5)
     assert options["broker_rebalance_timeout"] == 4  # Tansu holds a join for half of it
-    assert options["broker_max_poll_records"] == options["stream_buffer_maxsize"] == 500
+    assert options["broker_max_poll_records"] == 500
+    # several batches buffered, so that taking one does not pause fetching (faust pauses at 4/5 full)
+    assert options["stream_buffer_maxsize"] == 8 * 500
     assert options["web_enabled"] is False
 
     app = create_app(Settings(consumer_group="g2", http_port=18099, batch_size=300))
     assert app.conf.id == "g2" and app.conf.broker_session_timeout == 30
-    assert app.conf.stream_buffer_maxsize == 300 and app.conf.web_port == 18099
+    assert app.conf.stream_buffer_maxsize == 8 * 300 and app.conf.web_port == 18099
     agent = next(iter(app.agents.values()))  # the input topic, raw bytes
     assert agent.channel.get_topic_name() == "journey.touchpoints"
 
@@ -112,3 +115,17 @@ def test_a_held_read_offset_does_not_move_past_the_sought_back_position():
     offsets[held] = 501
     assert offsets[held] == 501
     assert offsets[TP("in", 2)] is None  # as faust's own: unknown partitions read from anywhere
+
+
+def test_the_consumer_fetches_wait_no_longer_than_a_batch_may():
+    """faust writes a 1,500 ms fetch wait into its aiokafka consumer; a broker holds an empty fetch for (a part
+    of) it, which delayed each record arriving after the worker caught up. The engine's waits `within`."""
+
+    async def fetch_wait_ms(app) -> int:  # aiokafka makes its consumer inside a running loop
+        thread = app.consumer._new_consumer_thread()
+        return thread._create_worker_consumer(app.transport)._fetch_max_wait_ms
+
+    assert asyncio.run(fetch_wait_ms(create_app(Settings(consumer_group="g3", http_port=0, batch_within_s=0.04)))) == 40
+    plain = create_app(Settings(consumer_group="g4", http_port=0))
+    plain.journey = None  # an app without the engine's worker: faust's own wait stays
+    assert asyncio.run(fetch_wait_ms(plain)) == 1500
