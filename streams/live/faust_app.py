@@ -60,7 +60,14 @@ from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import load_model_or_exit, pass_lost_offsets, process_until_done, publish_stats
+from streams.live.worker import (
+    STOP_BATCH_GRACE_S,
+    STOP_CLIENT_TIMEOUT_S,
+    load_model_or_exit,
+    pass_lost_offsets,
+    process_until_done,
+    publish_stats,
+)
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -175,6 +182,21 @@ class FaustWorker:
         self._seeking_back = asyncio.Lock()  # one seek back at a time (the agent's and the sweep's)
         self.security_checked = False  # Kafka's answer to the TLS / SASL settings (`check_security`)
         self._last_log, self._last_events = time.monotonic(), 0
+        self.handover: Handover | None = None  # the agent's, once it runs
+        self.applier: asyncio.Task[None] | None = None
+
+    async def abandon_after(self, grace: float) -> None:
+        """On stop: after `grace`, give up the batch in flight and acknowledge what is held (`Handover.abandon`)."""
+        await asyncio.sleep(grace)
+        if self.handover is not None and self.applier is not None and self.handover.busy():
+            held = self.handover.abandon(self.applier)
+            log.warning(
+                "stopping without the batch in flight: it did not land within %gs (Kafka or Redis unreachable). "
+                "Redis holds what was applied and its outbox what was not published: the next worker goes on "
+                "from there (%d events to read again)",
+                grace,
+                held,
+            )
 
     async def _publish(self, messages: list[OutboundMessage]) -> None:
         assert self.publisher is not None, "published before the app started"
@@ -197,7 +219,10 @@ class FaustWorker:
     async def stop(self) -> None:
         self.stopping.set()
         if self.publisher is not None:
-            await self.publisher.producer.stop()
+            try:
+                await asyncio.wait_for(self.publisher.producer.stop(), STOP_CLIENT_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("stopping the producer: Kafka did not answer within %gs; going on", STOP_CLIENT_TIMEOUT_S)
         await self.redis.aclose()
 
     def owned(self) -> list[int]:
@@ -387,15 +412,21 @@ class Handover:
     bounds the unacknowledged events to about twice `limit`.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, stream: Any) -> None:
         self.limit = limit
+        self.stream = stream
         self.waiting: list[Any] = []
+        self.in_flight: Sequence[Any] = ()  # the events being applied
+        self.abandoned = False  # set by `abandon`: events are acknowledged without being applied
         self.filled = asyncio.Event()  # set when events wait
         self.drained = asyncio.Event()  # set when the applier took some
 
     async def put(self, events: Sequence[Any], applier: asyncio.Task[None]) -> None:
         """Hand a batch over; wait while the applier is `limit` events behind. The applier's error, if it
         stopped, is raised here (the agent then stops with it)."""
+        if self.abandoned:
+            ack_all(self.stream, events)  # the worker is stopping without them (see `abandon`)
+            return
         while len(self.waiting) >= self.limit and not applier.done():
             self.drained.clear()
             drained = asyncio.ensure_future(self.drained.wait())
@@ -409,20 +440,39 @@ class Handover:
         self.waiting.extend(events)
         self.filled.set()
 
-    async def apply_all(self, worker: FaustWorker, stream: Any) -> None:
+    async def apply_all(self, worker: FaustWorker) -> None:
         """Apply what waits, in order, one apply at a time, then acknowledge it; until cancelled."""
         while True:
             if not self.waiting:
                 self.filled.clear()
                 await self.filled.wait()
                 continue
-            events = self.waiting[: self.limit]
+            events = self.in_flight = self.waiting[: self.limit]
             del self.waiting[: self.limit]
             self.drained.set()
             await worker.apply(events)
+            self.in_flight = ()
             # All of them, whatever became of each (faust stalls on a full unacked set), in one plain loop.
-            ack_all(stream, events)
+            ack_all(self.stream, events)
             worker.collector.after_batch()
+
+    def busy(self) -> bool:
+        return bool(self.in_flight or self.waiting)
+
+    def abandon(self, applier: asyncio.Task[None]) -> int:
+        """Stop applying, and acknowledge every event held (being applied, waiting, and any handed over
+        later) without applying it; returns how many were held. For a stop whose batch in flight cannot
+        land (Kafka or Redis gone): faust's stop waits until every event taken is acknowledged.
+
+        An acknowledgement only lets faust commit the offset to Kafka, which nothing reads back: the next
+        worker resumes from Redis's marks and reads these events again. The apply cancelled here is one a
+        crash could have cut short (Redis holds what was applied, its outbox what was not published)."""
+        self.abandoned = True
+        applier.cancel()
+        held = [*self.in_flight, *self.waiting]
+        self.in_flight, self.waiting = (), []
+        ack_all(self.stream, held)
+        return len(held)
 
 
 class FaustEngine(WorkerEngine):
@@ -554,8 +604,14 @@ class JourneyApp(faust.App):
         await self.journey.start()
 
     async def on_stop(self) -> None:
+        # faust's stop waits for every event taken to be acknowledged: with Redis or Kafka gone, the batch in
+        # flight would hold it for ever (past the grace compose and Kubernetes give).
         self.journey.stopping.set()
-        await super().on_stop()
+        watchdog = asyncio.ensure_future(self.journey.abandon_after(STOP_BATCH_GRACE_S))
+        try:
+            await super().on_stop()
+        finally:
+            watchdog.cancel()
         await self.journey.stop()
 
 
@@ -586,8 +642,8 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
     async def touchpoints_agent(stream: Any) -> None:  # a `faust.Stream`: its type omits `noack_take`
         # Taking and applying are two tasks: while one batch is applied, faust goes on filling the next
         # (its take buffer is frozen while the agent's body runs). See `Handover`.
-        handover = Handover(settings.batch_size)
-        applier = asyncio.create_task(handover.apply_all(worker, stream), name="journey.apply")
+        handover = worker.handover = Handover(settings.batch_size, stream)
+        applier = worker.applier = asyncio.create_task(handover.apply_all(worker), name="journey.apply")
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
                 worker.taken_at = time.monotonic()

@@ -428,17 +428,30 @@ class Processor:
                 # publish the whole outbox, oldest first.
                 to_drain.append(c.partition)
             else:
-                self.stats.fenced_batches += 1
                 # Whoever moved the mark (a new owner, or a restored Redis), this worker's position no
                 # longer matches it: the worker reads the partition again from the mark, if it still holds it.
                 self.applied.pop(c.partition, None)
                 self.rewound.add(c.partition)
-                log.warning(
-                    "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
-                    c.partition,
-                    result.stored_offset,
-                    c.expected_offset,
-                )
+                stored, held = result.stored_offset, c.expected_offset
+                if held is not None and (stored is None or stored < held):  # no owner moves a mark back
+                    self.stats.rewinds += 1
+                    log.error(
+                        "partition %d: Redis holds offset %s as applied, but this worker had offset %d applied "
+                        "there; Redis lost writes (restored or failed over?): batch dropped, reading the "
+                        "partition again from %s",
+                        c.partition,
+                        stored,
+                        held,
+                        "its earliest offset" if stored is None else f"offset {stored + 1}",
+                    )
+                else:
+                    self.stats.fenced_batches += 1
+                    log.warning(
+                        "partition %d moved on to offset %s while this worker held it at %s: batch dropped",
+                        c.partition,
+                        stored,
+                        held,
+                    )
         if to_drain:
             ready.update(await self._read_outboxes(to_drain))
         await self._publish_and_trim(ready)

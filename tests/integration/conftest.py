@@ -268,6 +268,23 @@ def engine(request) -> str:
 def deploy(stack, tmp_path, request):
     """Make deployments; stops their workers at the end of the test. Their workers are of the test's
     `engine` when it takes that fixture (aiokafka otherwise, or whatever `engine=` a deployment is given)."""
+    yield from _deployments(stack, tmp_path, request)
+
+
+@pytest.fixture
+def own_stack():
+    """A broker and a Redis of the test's own, for a test that stops them (the shared `stack` must stay up)."""
+    with LocalStack() as running:
+        yield running
+
+
+@pytest.fixture
+def deploy_on_own_stack(own_stack, tmp_path, request):
+    """`deploy`, on `own_stack`."""
+    yield from _deployments(own_stack, tmp_path, request)
+
+
+def _deployments(stack, tmp_path, request):
     made = []
     default_engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else "aiokafka"
 

@@ -170,6 +170,20 @@ def test_a_redis_restored_under_a_worker_mid_stream_is_read_again_without_a_gap(
     assert d.states() == reference.states()
 
 
+class caplog_at_error:
+    """The processor's log lines of level ERROR and above, collected while in the block."""
+
+    def __enter__(self) -> list[str]:
+        self.lines: list[str] = []
+        self.handler = logging.Handler(logging.ERROR)
+        self.handler.emit = lambda record: self.lines.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger("streams.live.processor").addHandler(self.handler)
+        return self.lines
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("streams.live.processor").removeHandler(self.handler)
+
+
 def _message(partition: int, offset: int, event: dict) -> RawMessage:
     return RawMessage("touchpoints", partition, offset, event["customer_id"].encode(), json.dumps(event).encode())
 
@@ -238,6 +252,24 @@ def test_the_processor_applies_nothing_past_a_mark_that_went_back_and_asks_for_a
             assert processor.stats.fenced_batches == 1 and processor.rewound == {0}
             assert 0 not in processor.applied
             assert int(await client.hget(mark_key, "offset")) == 9
+
+            # Redis goes back between this batch's read and its commit: not another owner (none moves a
+            # mark back) but lost writes, counted and said as such.
+            processor.rewound.clear()
+            processor.applied[0] = 9
+
+            async def load_then_restored(partitions, customer_ids, *args, **kwargs):
+                found = await real_load(partitions, customer_ids, *args, **kwargs)
+                await client.hset(mark_key, "offset", 5)
+                return found
+
+            store.load = load_then_restored  # type: ignore[method-assign]
+            with caplog_at_error() as seen:
+                await processor.process_batch([_message(0, 10, events[1] | {"event_id": "late-2"})])
+            assert processor.stats.rewinds == 3 and processor.stats.fenced_batches == 1
+            assert processor.rewound == {0} and 0 not in processor.applied
+            assert int(await client.hget(mark_key, "offset")) == 5
+            assert any("Redis lost writes" in line and "offset 6" in line for line in seen)
         finally:
             keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
             if keys:

@@ -174,8 +174,9 @@ def _events(first: int, n: int) -> list[_Event]:
 
 def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
     async def main() -> tuple[_Worker, list[_Event]]:
-        handover, worker, stream = Handover(limit=4), _Worker(), _Stream()
-        applier = asyncio.create_task(handover.apply_all(worker, stream))  # type: ignore[arg-type]
+        worker, stream = _Worker(), _Stream()
+        handover = Handover(limit=4, stream=stream)
+        applier = asyncio.create_task(handover.apply_all(worker))  # type: ignore[arg-type]
         events = _events(0, 6)
         await handover.put(events[:4], applier)
         await handover.put(events[4:], applier)
@@ -196,3 +197,30 @@ def test_the_handover_applies_in_order_and_acks_only_after_the_apply():
     assert worker.batches == [[0, 1, 2, 3], [4, 5]]
     assert all(e.acked == 1 for e in events)
     assert worker.collector.batches_after == 2  # the collector is told after each batch
+
+
+def test_an_abandoned_handover_stops_applying_and_acks_every_event_it_held_or_is_handed_once():
+    """A stop whose batch in flight cannot land: faust waits for every taken event's ack, so the held ones
+    are acknowledged unapplied (the next worker reads them again from Redis's marks), each exactly once."""
+
+    async def main() -> tuple[_Worker, list[_Event], asyncio.Task[None]]:
+        worker, stream = _Worker(), _Stream()
+        handover = Handover(limit=4, stream=stream)
+        applier = asyncio.create_task(handover.apply_all(worker))  # type: ignore[arg-type]
+        events = _events(0, 10)
+        await handover.put(events[:4], applier)
+        await handover.put(events[4:7], applier)
+        for _ in range(20):  # the first four are being applied (the apply waits), three wait
+            await asyncio.sleep(0)
+        assert handover.busy() and not any(e.acked for e in events)
+        assert handover.abandon(applier) == 7
+        await handover.put(events[7:], applier)  # handed over after: acknowledged at once
+        await asyncio.gather(applier, return_exceptions=True)
+        worker.release.set()
+        await asyncio.sleep(0)
+        return worker, events, applier
+
+    worker, events, applier = run(main())
+    assert applier.cancelled() and worker.batches == []  # nothing was applied
+    assert [e.acked for e in events] == [1] * 10
+    assert not Handover(limit=4, stream=_Stream()).busy()
