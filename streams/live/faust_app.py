@@ -179,7 +179,9 @@ class FaustWorker:
         self.collector = YoungCollector()  # as the aiokafka worker: the collector walks only what is new
         #: Input partitions sought back mid-run, and the offset each was sought to (see `_resynced`).
         self.resync: dict[int, tuple[int, float]] = {}
-        self._seeking_back = asyncio.Lock()  # one seek back at a time (the agent's and the sweep's)
+        #: One apply or seek back at a time (the applying task's and the sweep's): a seek made while a batch
+        #: was past `_resynced` but not yet applied let that batch's records land right after the new mark.
+        self._applying = asyncio.Lock()
         self.security_checked = False  # Kafka's answer to the TLS / SASL settings (`check_security`)
         self._last_log, self._last_events = time.monotonic(), 0
         self.handover: Handover | None = None  # the agent's, once it runs
@@ -294,24 +296,24 @@ class FaustWorker:
                 )
         return offsets
 
-    async def seek_rewound(self) -> None:
+    async def _seek_rewound(self) -> None:
         """Seek the partitions whose Redis mark went back under this worker (Redis restored) to that mark.
+        Call holding `_applying`.
 
         Records of such a partition fetched before the seek may still be in faust's buffers: until the
         record at the new position arrives, later ones are dropped (`_resynced`); the processor skips
         earlier ones, which Redis holds. Meanwhile faust's read offset of the partition is held at the new
         position (`_ReadOffsets`), so that those records do not make faust drop the ones read again."""
-        if not self.processor.rewound:
+        processor = self.processor
+        if not processor.rewound:
             return
-        async with self._seeking_back:  # the other caller may have sought them while this one waited
-            processor = self.processor
-            topic = self.settings.topic_touchpoints
-            held = {tp for tp in self.app.consumer.assignment() if tp.topic == topic}
-            wanted = {tp for tp in held if tp.partition in processor.rewound}
-            processor.rewound.intersection_update(tp.partition for tp in held)
-            offsets = await self.resume_offsets(wanted, resync=True)
-            if offsets:
-                await self.app.consumer.seek_wait(offsets)
+        topic = self.settings.topic_touchpoints
+        held = {tp for tp in self.app.consumer.assignment() if tp.topic == topic}
+        wanted = {tp for tp in held if tp.partition in processor.rewound}
+        processor.rewound.intersection_update(tp.partition for tp in held)
+        offsets = await self.resume_offsets(wanted, resync=True)
+        if offsets:
+            await self.app.consumer.seek_wait(offsets)
 
     def _start_resync(self, tp: TP, offset: int) -> None:
         self.resync[tp.partition] = (offset, time.monotonic())
@@ -326,7 +328,7 @@ class FaustWorker:
             read_offsets.held.pop(TP(self.settings.topic_touchpoints, partition), None)
 
     def _resynced(self, messages: list[Any]) -> list[Any]:
-        """The batch without the records fetched before a partition was sought back (see `seek_rewound`)."""
+        """The batch without the records fetched before a partition was sought back (see `_seek_rewound`)."""
         if not self.resync:
             return messages
         kept = []
@@ -351,23 +353,26 @@ class FaustWorker:
 
     async def apply(self, events: Sequence[Any]) -> None:
         """Batches taken off the stream: applied until they have landed in Redis and their outputs in Kafka."""
-        messages = self._resynced([event.message for event in events])
-        if messages:
-            stats = self.processor.stats
-            self.pulse.batch_started(stats.published)
-            await process_until_done(self.processor, messages)
-            oldest: dict[int, list[_Stamp]] = {}
-            for m in messages:
-                if m.partition not in oldest and m.timestamp is not None:
-                    oldest[m.partition] = [_Stamp(int(m.timestamp * 1000))]
-            self.pulse.batch_applied(oldest, stats.published)
-        await self.seek_rewound()
+        async with self._applying:
+            messages = self._resynced([event.message for event in events])
+            if messages:
+                stats = self.processor.stats
+                self.pulse.batch_started(stats.published)
+                await process_until_done(self.processor, messages)
+                oldest: dict[int, list[_Stamp]] = {}
+                for m in messages:
+                    if m.partition not in oldest and m.timestamp is not None:
+                        oldest[m.partition] = [_Stamp(int(m.timestamp * 1000))]
+                self.pulse.batch_applied(oldest, stats.published)
+            await self._seek_rewound()
 
     async def sweep(self) -> None:
         try:
             with self.pulse.telemetry.sweep_seconds.time():
                 await self.processor.sweep(self.owned())
-            await self.seek_rewound()
+            if self.processor.rewound:  # a mark found gone back (no input need come to notice it)
+                async with self._applying:
+                    await self._seek_rewound()
         except PermanentError:
             raise
         except Exception:
@@ -500,7 +505,7 @@ class FaustEngine(WorkerEngine):
 class _ReadOffsets(defaultdict[TP, int | None]):
     """faust's read offset of each partition (its fetch loop drops records below it as read already),
     held at no more than a partition's sought-back position while the worker waits for that record
-    (`FaustWorker.seek_rewound`).
+    (`FaustWorker._seek_rewound`).
 
     faust's fetch loop goes on delivering the records of a fetch made before the seek, and moves the
     read offset on with each: the records read again from the new position would then be dropped, and
