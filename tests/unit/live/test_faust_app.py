@@ -129,3 +129,48 @@ def test_the_consumer_fetches_wait_no_longer_than_a_batch_may():
     plain = create_app(Settings(consumer_group="g4", http_port=0))
     plain.journey = None  # an app without the engine's worker: faust's own wait stays
     assert asyncio.run(fetch_wait_ms(plain)) == 1500
+
+
+def test_the_sweep_seeks_a_partition_back_only_between_applies(monkeypatch):
+    """A seek back made while a batch was being applied let that batch (already past the re-read filter)
+    land right after the new mark, over the gap read again: the sweep's seek waits for the apply."""
+    from types import SimpleNamespace
+
+    from streams.live import faust_app
+
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def slow_apply(processor, messages) -> None:
+        order.append("apply starts")
+        await gate.wait()
+        order.append("apply ends")
+
+    async def sweep_finding_a_mark_gone_back(partitions) -> int:
+        worker.processor.rewound.add(0)
+        return 0
+
+    async def seek() -> None:  # as `_seek_rewound`: nothing to do once the partitions were sought
+        if worker.processor.rewound:
+            order.append("seek")
+            worker.processor.rewound.clear()
+
+    worker = create_app(Settings(consumer_group="g5", http_port=0)).journey
+    monkeypatch.setattr(faust_app, "process_until_done", slow_apply)
+    monkeypatch.setattr(worker.processor, "sweep", sweep_finding_a_mark_gone_back)
+    monkeypatch.setattr(worker, "_seek_rewound", seek)
+    monkeypatch.setattr(worker, "owned", lambda: [0])
+    event = SimpleNamespace(message=SimpleNamespace(partition=0, offset=7, timestamp=None))
+
+    async def main() -> None:
+        applying = asyncio.create_task(worker.apply([event]))
+        await asyncio.sleep(0)
+        sweeping = asyncio.create_task(worker.sweep())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert order == ["apply starts"], order  # the sweep found the mark gone back, but waits to seek
+        gate.set()
+        await asyncio.gather(applying, sweeping)
+
+    asyncio.run(main())
+    assert order == ["apply starts", "apply ends", "seek"]
