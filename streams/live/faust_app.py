@@ -54,20 +54,14 @@ from streams.kafka import clients, security
 from streams.kafka.publish import BatchPublisher
 from streams.kafka.resume import resume_point
 from streams.kafka.topics import ensure_topics
+from streams.live import stopping
 from streams.live.collector import YoungCollector
 from streams.live.faust_intake import FastDrainConsumer, FastDrainTransport, ack_all
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.outbox import OutboundMessage
 from streams.live.processor import Processor
 from streams.live.retry import PermanentError, retrying
-from streams.live.worker import (
-    STOP_BATCH_GRACE_S,
-    STOP_CLIENT_TIMEOUT_S,
-    load_model_or_exit,
-    pass_lost_offsets,
-    process_until_done,
-    publish_stats,
-)
+from streams.live.worker import load_model_or_exit, pass_lost_offsets, process_until_done, publish_stats
 from streams.logs import setup_logging
 from streams.settings import Settings
 from streams.store import JourneyStore
@@ -192,13 +186,7 @@ class FaustWorker:
         await asyncio.sleep(grace)
         if self.handover is not None and self.applier is not None and self.handover.busy():
             held = self.handover.abandon(self.applier)
-            log.warning(
-                "stopping without the batch in flight: it did not land within %gs (Kafka or Redis unreachable). "
-                "Redis holds what was applied and its outbox what was not published: the next worker goes on "
-                "from there (%d events to read again)",
-                grace,
-                held,
-            )
+            log.warning(stopping.BATCH_GIVEN_UP + " (%d events to read again)", grace, held)
 
     async def _publish(self, messages: list[OutboundMessage]) -> None:
         assert self.publisher is not None, "published before the app started"
@@ -221,10 +209,7 @@ class FaustWorker:
     async def stop(self) -> None:
         self.stopping.set()
         if self.publisher is not None:
-            try:
-                await asyncio.wait_for(self.publisher.producer.stop(), STOP_CLIENT_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("stopping the producer: Kafka did not answer within %gs; going on", STOP_CLIENT_TIMEOUT_S)
+            await stopping.stop_within(self.publisher.producer.stop(), "the producer")
         await self.redis.aclose()
 
     def owned(self) -> list[int]:
@@ -612,7 +597,7 @@ class JourneyApp(faust.App):
         # faust's stop waits for every event taken to be acknowledged: with Redis or Kafka gone, the batch in
         # flight would hold it for ever (past the grace compose and Kubernetes give).
         self.journey.stopping.set()
-        watchdog = asyncio.ensure_future(self.journey.abandon_after(STOP_BATCH_GRACE_S))
+        watchdog = asyncio.ensure_future(self.journey.abandon_after(stopping.BATCH_GRACE_S))
         try:
             await super().on_stop()
         finally:

@@ -32,12 +32,11 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
+from streams.live import stopping
+
 #: The fetch loop below is a copy of faust-streaming 0.15's, changed in one place; with another faust,
 #: whose loop may have moved on, faust's own runs.
 COPIED_FROM_THIS_FAUST = faust.__version__.startswith("0.15.")
-#: How long the consumer thread's aiokafka consumer may take to commit offsets, and to stop (leave the
-#: group, close its fetches).
-STOP_TIMEOUT_S = 5.0
 
 log = logging.getLogger("streams.live.faust_intake")
 
@@ -77,17 +76,17 @@ async def _finish(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """faust's consumer thread, whose aiokafka consumer waits `FastDrainConsumer.fetch_max_wait_s` for a
     fetch to fill instead of the 1,500 ms faust writes into it (`_create_worker_consumer`), and which
-    commits and stops within `STOP_TIMEOUT_S` each when Kafka is gone (`_commit`, `on_thread_stop`)."""
+    commits and stops within `stopping.CLIENT_TIMEOUT_S` each when Kafka is gone (`_commit`, `on_thread_stop`)."""
 
     async def _commit(self, offsets: Any) -> bool:
         # aiokafka retries a commit for as long as the group coordinator cannot be reached; faust's stop
         # waits for one. Nothing reads these offsets back (the Faust engine resumes from Redis's marks).
         try:
-            return cast(bool, await asyncio.wait_for(super()._commit(offsets), STOP_TIMEOUT_S))
+            return cast(bool, await asyncio.wait_for(super()._commit(offsets), stopping.CLIENT_TIMEOUT_S))
         except TimeoutError:
             log.warning(
                 "offset commit failed (only the lag Kafka shows for the group is behind): no answer within %gs",
-                STOP_TIMEOUT_S,
+                stopping.CLIENT_TIMEOUT_S,
             )
             return False
 
@@ -95,15 +94,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # With Kafka gone, aiokafka's consumer stop raises the cancellation of a fetch it has just cancelled
         # (or waits on the group coordinator). Raised here, it skips the thread's "shut down" signal, and
         # faust's worker then waited a minute for it (past the 30 s grace compose and Kubernetes give).
-        try:
-            await asyncio.wait_for(super().on_thread_stop(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("stopping the Kafka consumer: Kafka did not answer within %gs; going on", STOP_TIMEOUT_S)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-            log.warning("stopping the Kafka consumer: cancelled its requests to a Kafka that does not answer")
+        await stopping.stop_within(super().on_thread_stop(), "the consumer (leaving the group)")
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)

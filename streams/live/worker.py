@@ -43,7 +43,7 @@ from streams.kafka.publish import BatchPublisher
 from streams.kafka.resume import ResumePoint, lost_offsets_letter, resume_point
 from streams.kafka.security import KafkaSetupError
 from streams.kafka.topics import ensure_topics
-from streams.live import outbox
+from streams.live import outbox, stopping
 from streams.live.collector import YoungCollector
 from streams.live.observed import Pulse, WorkerEngine
 from streams.live.processor import Processor, Publish
@@ -59,13 +59,6 @@ log = logging.getLogger("streams.live.worker")
 COMMIT_EVERY_S = 1.0
 #: The pause before reading a partition again whose position Kafka keeps refusing (out of range).
 OUT_OF_RANGE_PAUSE_S = 1.0
-#: How long a commit of offsets to Kafka may take: aiokafka retries one for as long as the group
-#: coordinator cannot be reached, and nothing reads these offsets back.
-OFFSET_COMMIT_TIMEOUT_S = 5.0
-#: On SIGTERM, how long the batch in flight may go on waiting out a Kafka or Redis outage, and then each
-#: Kafka client's stop: 10 + 5 + 5 + 5 s stays inside the 30 s that compose and Kubernetes give.
-STOP_BATCH_GRACE_S = 10.0
-STOP_CLIENT_TIMEOUT_S = 5.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -139,10 +132,11 @@ class Worker:
             return
         offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in self._to_commit.items()}
         try:
-            await asyncio.wait_for(self.consumer.commit(offsets), OFFSET_COMMIT_TIMEOUT_S)
+            # aiokafka retries a commit for as long as the group coordinator cannot be reached
+            await asyncio.wait_for(self.consumer.commit(offsets), stopping.CLIENT_TIMEOUT_S)
             self._to_commit.clear()
         except Exception as exc:  # nothing reads these back: only the lag Kafka shows is behind
-            reason = f"no answer within {OFFSET_COMMIT_TIMEOUT_S:g}s" if isinstance(exc, TimeoutError) else exc
+            reason = f"no answer within {stopping.CLIENT_TIMEOUT_S:g}s" if isinstance(exc, TimeoutError) else exc
             log.warning("offset commit failed (only the lag Kafka shows for the group is behind): %s", reason)
 
     async def seek_to_applied(self, partitions: Iterable[TopicPartition] = ()) -> None:
@@ -344,22 +338,17 @@ class Worker:
             await self._stop(tasks)
 
     async def _stop(self, tasks: list[asyncio.Task]) -> None:
-        """Let the batch in flight land, for `STOP_BATCH_GRACE_S`, then stop; each Kafka client gets
-        `STOP_CLIENT_TIMEOUT_S` to stop. A batch abandoned here is one that a crash could have left: Redis
-        holds what was applied, and its outbox what was not yet published, which the next worker reads
-        from the marks and publishes."""
+        """Let the batch in flight land, for `stopping.BATCH_GRACE_S`, then stop, each Kafka client within
+        `stopping.CLIENT_TIMEOUT_S`. A batch given up here is one that a crash could have left: Redis holds
+        what was applied, and its outbox what was not yet published, which the next worker reads from the
+        marks and publishes."""
         log.info("stopping: finishing the batch in flight")
         try:
-            await asyncio.wait_for(self.batch_lock.acquire(), STOP_BATCH_GRACE_S)
+            await asyncio.wait_for(self.batch_lock.acquire(), stopping.BATCH_GRACE_S)
             landed = True
         except TimeoutError:
             landed = False
-            log.warning(
-                "stopping without the batch in flight: it did not land within %gs (Kafka or Redis unreachable). "
-                "Redis holds what was applied and its outbox what was not published: the next worker goes on "
-                "from there",
-                STOP_BATCH_GRACE_S,
-            )
+            log.warning(stopping.BATCH_GIVEN_UP, stopping.BATCH_GRACE_S)
         try:
             for task in tasks:
                 task.cancel()
@@ -369,18 +358,8 @@ class Worker:
         finally:
             if landed:
                 self.batch_lock.release()
-        for client, what in ((self.consumer, "the consumer (leaving the group)"), (self.producer, "the producer")):
-            try:
-                await asyncio.wait_for(client.stop(), STOP_CLIENT_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("stopping %s: Kafka did not answer within %gs; going on", what, STOP_CLIENT_TIMEOUT_S)
-            except asyncio.CancelledError:
-                # aiokafka's fetcher awaits the fetch tasks it has just cancelled (one waiting out a broker
-                # that is gone): their cancellation, not this task's, unless this task is being cancelled.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-                log.warning("stopping %s: cancelled its requests to a Kafka that does not answer; going on", what)
+        await stopping.stop_within(self.consumer.stop(), "the consumer (leaving the group)")
+        await stopping.stop_within(self.producer.stop(), "the producer")
         await self.redis.aclose()
         log.info("stopped")
 
