@@ -451,3 +451,12 @@ def test_the_dockerfile_listens_on_every_interface_and_exposes_the_port():
     port = int(env.get("JOURNEY_HTTP_PORT", Settings.model_fields["http_port"].default))
     exposed = [rest for keyword, rest in instructions if keyword == "EXPOSE"]
     assert exposed and str(port) in " ".join(exposed).split()
+
+
+def test_the_worker_is_given_longer_to_stop_than_it_can_take(compose):
+    """As the pod's grace (test_kubernetes.py): past `stop_grace_period` compose kills the worker."""
+    from streams.live import stopping
+
+    grace = service(compose, "worker")["stop_grace_period"]
+    assert re.fullmatch(r"\d+s", grace), grace
+    assert int(grace[:-1]) > stopping.BATCH_GRACE_S + 3 * stopping.CLIENT_TIMEOUT_S

@@ -204,3 +204,12 @@ def test_the_prometheus_example_scrapes_the_metrics_route():
     keep = jobs["journey-worker-kubernetes"]["relabel_configs"][0]
     service = MANIFESTS["Service"]
     assert keep["regex"] == f"{service['metadata']['name']};{service['spec']['ports'][0]['name']}"
+
+
+def test_the_pod_is_given_longer_to_stop_than_the_worker_can_take(deployment):
+    """A worker stops within the grace for its batch in flight plus an offset commit and two Kafka clients'
+    stops, whatever Kafka and Redis do (`streams/live/stopping.py`); past the pod's grace it is killed."""
+    from streams.live import stopping
+
+    longest = stopping.BATCH_GRACE_S + 3 * stopping.CLIENT_TIMEOUT_S
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > longest
