@@ -84,10 +84,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         try:
             return cast(bool, await asyncio.wait_for(super()._commit(offsets), stopping.CLIENT_TIMEOUT_S))
         except TimeoutError:
-            log.warning(
-                "offset commit failed (only the lag Kafka shows for the group is behind): no answer within %gs",
-                stopping.CLIENT_TIMEOUT_S,
-            )
+            log.warning(stopping.COMMIT_FAILED, f"no answer within {stopping.CLIENT_TIMEOUT_S:g}s")
             return False
 
     async def on_thread_stop(self) -> None:

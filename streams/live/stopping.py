@@ -13,6 +13,8 @@ log = logging.getLogger("streams.live.stopping")
 BATCH_GRACE_S = 10.0
 #: How long an offset commit, and each Kafka client's stop, may go unanswered: 10 + 5 + 5 + 5 s < 30 s.
 CLIENT_TIMEOUT_S = 5.0
+#: Logged when an offset commit fails or goes unanswered; the argument says why.
+COMMIT_FAILED = "offset commit failed (only the lag Kafka shows for the group is behind): %s"
 #: Logged when the batch in flight is given up (`BATCH_GRACE_S` passed); the argument is the grace.
 BATCH_GIVEN_UP = (
     "stopping without the batch in flight: it did not land within %gs (Kafka or Redis unreachable). Redis holds "

@@ -137,7 +137,7 @@ class Worker:
             self._to_commit.clear()
         except Exception as exc:  # nothing reads these back: only the lag Kafka shows is behind
             reason = f"no answer within {stopping.CLIENT_TIMEOUT_S:g}s" if isinstance(exc, TimeoutError) else exc
-            log.warning("offset commit failed (only the lag Kafka shows for the group is behind): %s", reason)
+            log.warning(stopping.COMMIT_FAILED, reason)
 
     async def seek_to_applied(self, partitions: Iterable[TopicPartition] = ()) -> None:
         """Point these input partitions, and any still waiting in `to_seek`, at the offset Redis says was
